@@ -1,0 +1,404 @@
+/*
+ * backend: a connection to the master and the FIFO of reply owners.
+ *
+ *   clients --- backend_send() ---> output evbuffer ---> master
+ *                  |  pushes {owner, expectation} on q
+ *   master ---> input evbuffer --- scan ---> reply bytes ---> owner's output
+ *                                     |  complete reply: session_on_reply()
+ *                                     |  decides if the head is answered;
+ *                                     +- then pop q, client_reply_done()
+ *
+ * Bytes of a reply move to its owner as they arrive, before the reply is
+ * complete: the head of q owns everything until its reply ends, so a 64 MiB
+ * value streams through without being buffered whole. On a pinned
+ * connection every byte goes to the one owner, and the scan only tracks
+ * state (pub/sub confirmations, blocking calls).
+ *
+ * Backpressure: when the owner of a pinned connection has more than
+ * output-buffer-limit unsent, reading stops (paused_for) until its socket
+ * drains; a shared connection never pauses (see throttle()). Clients that
+ * want to send while our output is over the limit wait in `waiters`.
+ */
+#include "backend.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "client.h"
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "proxy.h"
+
+#define REPLY_UNREACHABLE "-TRYAGAIN master unreachable\r\n"
+#define REPLY_LOST "-ERR connection to master lost; the command may or may not have run\r\n"
+
+static void backend_read_cb(struct bufferevent *bev, void *arg);
+static void backend_write_cb(struct bufferevent *bev, void *arg);
+static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* ---- reply FIFO -------------------------------------------------------- */
+
+static void q_push(struct backend *be, struct client *owner, const struct session_expect *exp)
+{
+    if (be->qlen == be->qcap) {
+        uint32_t ncap = be->qcap ? be->qcap * 2 : 16;
+        struct backend_entry *nq = xmalloc(ncap * sizeof(*nq));
+
+        for (uint32_t i = 0; i < be->qlen; i++)
+            nq[i] = be->q[(be->qhead + i) & (be->qcap - 1)];
+        free(be->q);
+        be->q = nq;
+        be->qcap = ncap;
+        be->qhead = 0;
+    }
+    be->q[(be->qhead + be->qlen) & (be->qcap - 1)] = (struct backend_entry){ owner, *exp };
+    be->qlen++;
+}
+
+static struct backend_entry *q_head(struct backend *be)
+{
+    return be->qlen > 0 ? &be->q[be->qhead] : NULL;
+}
+
+static void q_pop(struct backend *be)
+{
+    be->qhead = (be->qhead + 1) & (be->qcap - 1);
+    be->qlen--;
+}
+
+/* ---- connect ----------------------------------------------------------- */
+
+static int start_connect(struct backend *be)
+{
+    struct pool *p = be->pool;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char addr[300];
+    struct timeval tv;
+
+    tv.tv_sec = p->cf->connect_timeout_ms / 1000;
+    tv.tv_usec = (p->cf->connect_timeout_ms % 1000) * 1000;
+    /* libevent applies the write timeout to the connect itself; it is
+     * cleared once connected. */
+    bufferevent_set_timeouts(be->bev, NULL, &tv);
+
+    snprintf(addr, sizeof(addr), strchr(p->master_host, ':') ? "[%s]:%d" : "%s:%d",
+             p->master_host, p->master_port);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) == 0)
+        return bufferevent_socket_connect(be->bev, (struct sockaddr *)&ss, sslen);
+    /* A host name: resolve without blocking the loop. */
+    if (proxy.dns == NULL)
+        proxy.dns = evdns_base_new(proxy.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    return bufferevent_socket_connect_hostname(be->bev, proxy.dns, AF_UNSPEC, p->master_host,
+                                               p->master_port);
+}
+
+struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
+{
+    struct backend *be = xcalloc(1, sizeof(*be));
+
+    be->id = ++proxy.next_id;
+    be->pool = p;
+    be->pinned = pinned;
+    be->slot = slot;
+    be->state = BACKEND_CONNECTING;
+    resp_scan_init(&be->scan);
+    TAILQ_INIT(&be->waiters);
+    be->bev = bufferevent_socket_new(proxy.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(be->bev, backend_read_cb, backend_write_cb, backend_event_cb, be);
+    /* Write callback when our output falls to half the limit: waiters resume. */
+    bufferevent_setwatermark(be->bev, EV_WRITE, proxy.conf->output_buffer_limit / 2, 0);
+    bufferevent_enable(be->bev, EV_READ | EV_WRITE);
+    p->stats.backend_connects++;
+    log_debug(p->name, "backend %llu connecting to %s:%d (%s)", (unsigned long long)be->id,
+              p->master_host, p->master_port, pinned ? "pinned" : "shared");
+    if (start_connect(be) < 0) {
+        /* Synchronous failure (e.g. no route): report like a refused
+         * connect, from the loop, so the caller sees a normal backend. */
+        bufferevent_trigger_event(be->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return be;
+}
+
+/* ---- send -------------------------------------------------------------- */
+
+void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
+                  const struct session_expect *exp)
+{
+    evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
+    if (!be->raw)
+        q_push(be, c, exp);
+}
+
+int backend_output_full(const struct backend *be)
+{
+    return evbuffer_get_length(bufferevent_get_output(be->bev)) >
+           proxy.conf->output_buffer_limit;
+}
+
+void backend_add_waiter(struct backend *be, struct client *c)
+{
+    c->waiting_on = be;
+    TAILQ_INSERT_TAIL(&be->waiters, c, wait_link);
+}
+
+void backend_remove_waiter(struct backend *be, struct client *c)
+{
+    TAILQ_REMOVE(&be->waiters, c, wait_link);
+    c->waiting_on = NULL;
+}
+
+static void wake_waiters(struct backend *be)
+{
+    struct client *c;
+
+    while ((c = TAILQ_FIRST(&be->waiters)) != NULL) {
+        backend_remove_waiter(be, c);
+        client_wake(c);
+    }
+}
+
+static void backend_write_cb(struct bufferevent *bev, void *arg)
+{
+    RZ_UNUSED(bev);
+    wake_waiters(arg);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static struct client *current_owner(struct backend *be)
+{
+    struct backend_entry *e;
+
+    if (be->pinned != NULL)
+        return be->pinned;
+    e = q_head(be);
+    return e != NULL ? e->owner : NULL;
+}
+
+static void pause_for(struct backend *be, struct client *c)
+{
+    if (c->paused != NULL && c->paused != be)
+        backend_resume(c->paused);
+    be->paused_for = c;
+    c->paused = be;
+    bufferevent_disable(be->bev, EV_READ);
+}
+
+void backend_resume(struct backend *be)
+{
+    if (be->paused_for != NULL) {
+        be->paused_for->paused = NULL;
+        be->paused_for = NULL;
+    }
+    if (be->state == BACKEND_CLOSED)
+        return;
+    bufferevent_enable(be->bev, EV_READ);
+    /* Bytes may already be waiting in our input: no new read event would
+     * announce them. */
+    if (evbuffer_get_length(bufferevent_get_input(be->bev)) > 0)
+        bufferevent_trigger(be->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
+ * The owner's output just grew. A pinned connection stops reading until the
+ * owner catches up. A shared one must not: every other client behind it
+ * would stall. The owner already stopped sending commands (client.c checks
+ * output-buffer-limit before each), so only replies it asked for before can
+ * still come; past the hard limit it is disconnected and they are dropped.
+ */
+static void throttle(struct backend *be, struct client *owner)
+{
+    size_t have;
+
+    if (owner->bev == NULL)
+        return;
+    if (be->pinned != NULL) {
+        if (client_output_full(owner))
+            pause_for(be, owner);
+        return;
+    }
+    have = evbuffer_get_length(bufferevent_get_output(owner->bev));
+    if (have > proxy.conf->output_buffer_hard_limit)
+        client_close(owner, "%zu bytes of unsent replies, over output-buffer-hard-limit", have);
+}
+
+/* A whole reply has been scanned; its last bytes are the first `*pending`
+ * bytes of the input. Returns -1 if the backend was closed. */
+static int reply_complete(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
+{
+    struct evbuffer *in = bufferevent_get_input(be->bev);
+    struct backend_entry *head = q_head(be);
+    struct client *owner = current_owner(be);
+    enum session_reply r;
+
+    if (owner == NULL) {
+        backend_close(be, "master sent a reply nobody asked for");
+        return -1;
+    }
+    r = session_on_reply(&owner->sess, head ? &head->exp : NULL, ri);
+    if (r == SESSION_REPLY_STRAY && be->pinned == NULL) {
+        backend_close(be, "master's reply stream out of step");
+        return -1;
+    }
+    client_deliver(owner, in, *pending);
+    *pending = 0;
+    if (r == SESSION_REPLY_DONE) {
+        q_pop(be);
+        client_reply_done(owner);
+    }
+    throttle(be, owner);
+    return 0;
+}
+
+static void backend_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct backend *be = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t pending = 0;     /* scanned bytes at the front of `in`, not yet moved */
+
+    while (be->paused_for == NULL) {
+        struct evbuffer_ptr ptr;
+        struct evbuffer_iovec v;
+        struct resp_reply_info ri;
+        ssize_t n;
+        int done = 0;
+
+        if (be->raw) {
+            pending = evbuffer_get_length(in);
+            break;
+        }
+        if (pending == evbuffer_get_length(in))
+            break;
+        if (evbuffer_ptr_set(in, &ptr, pending, EVBUFFER_PTR_SET) < 0 ||
+            evbuffer_peek(in, -1, &ptr, &v, 1) < 1)
+            break;
+        n = resp_scan_feed(&be->scan, v.iov_base, v.iov_len, &done, &ri);
+        if (n < 0) {
+            char why[200];
+            snprintf(why, sizeof(why), "protocol error from master: %s",
+                     resp_scan_error(&be->scan));
+            backend_close(be, why);
+            return;
+        }
+        pending += (size_t)n;
+        if (done && reply_complete(be, &pending, &ri) < 0)
+            return;
+    }
+    /* The head owns the start of an unfinished reply: pass it on now. */
+    if (pending > 0) {
+        struct client *owner = current_owner(be);
+
+        if (owner == NULL) {
+            backend_close(be, "master sent bytes nobody asked for");
+            return;
+        }
+        client_deliver(owner, in, pending);
+        if (be->paused_for == NULL)
+            throttle(be, owner);
+    }
+}
+
+/* ---- close ------------------------------------------------------------- */
+
+static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct backend *be = arg;
+    char why[512];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        int one = 1;
+
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        be->state = BACKEND_CONNECTED;
+        pool_backend_connected(be->pool);
+        log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
+        wake_waiters(be);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(why, sizeof(why), "connect timed out after %d ms",
+                 be->pool->cf->connect_timeout_ms);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof(why), "master closed the connection");
+    else if (bufferevent_socket_get_dns_error(bev) != 0)
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", be->pool->master_host,
+                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
+    else
+        snprintf(why, sizeof(why), "%s", strerror(EVUTIL_SOCKET_ERROR()));
+    backend_close(be, why);
+}
+
+/*
+ * Close and free. Every outstanding reply gets an error in its place, in
+ * order: -TRYAGAIN when the connection never came up (nothing was sent, the
+ * command never ran, retrying is safe), an "outcome unknown" error when it
+ * was up (the command may have run; we never send it twice). Owners of a
+ * connection that was up are then closed: their replies, or for a pinned
+ * client its connection state, are gone.
+ */
+static void teardown(struct backend *be, const char *reason, int failure)
+{
+    int was_connected = be->state == BACKEND_CONNECTED;
+    struct pool *p = be->pool;
+    struct client *pinned = be->pinned;
+
+    if (be->state == BACKEND_CLOSED)
+        return;
+    be->state = BACKEND_CLOSED;
+    /* A refused connect is logged by the pool once per outage. */
+    log_at(failure && was_connected ? LOGL_WARN : LOGL_DEBUG, p->name,
+           "backend %llu to %s:%d closed%s: %s (%u replies outstanding)",
+           (unsigned long long)be->id, p->master_host, p->master_port,
+           pinned ? " (pinned)" : "", reason, be->qlen);
+    if (failure) {
+        p->stats.backend_failures++;
+        if (!was_connected)
+            pool_backend_connect_failed(p, reason);
+    }
+    pool_backend_gone(p, be);
+    if (be->paused_for != NULL) {
+        be->paused_for->paused = NULL;
+        be->paused_for = NULL;
+    }
+    wake_waiters(be);
+
+    while (be->qlen > 0) {
+        struct client *owner = q_head(be)->owner;
+
+        q_pop(be);
+        client_reply_failed(owner, was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
+        if (pinned == NULL)
+            client_backend_closed(owner, was_connected, reason);
+    }
+    if (pinned != NULL)
+        client_backend_closed(pinned, was_connected, reason);
+
+    bufferevent_free(be->bev);
+    resp_scan_free(&be->scan);
+    free(be->q);
+    free(be);
+}
+
+void backend_close(struct backend *be, const char *reason)
+{
+    teardown(be, reason, 1);
+}
+
+void backend_release(struct backend *be)
+{
+    teardown(be, "owner closed", 0);
+}

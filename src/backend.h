@@ -1,0 +1,75 @@
+/*
+ * backend: one connection to a Redis master, and the FIFO of who owns each
+ * reply still to come on it.
+ *
+ * The same structure serves both routes of the data path: a shared
+ * connection carries many clients' commands and its FIFO names a different
+ * owner per reply; a pinned connection belongs to one client (`pinned`) and
+ * every byte read goes to it. Multiplexing is a routing decision, not a
+ * second data path.
+ */
+#ifndef RZ_BACKEND_H
+#define RZ_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "resp.h"
+#include "session.h"
+
+struct bufferevent;
+struct evbuffer;
+struct pool;
+struct client;
+
+enum backend_state {
+    BACKEND_CONNECTING,          /* connect() in progress; writes queue up */
+    BACKEND_CONNECTED,
+    BACKEND_CLOSED,              /* failed or closed; freed before the callback returns */
+};
+
+struct backend_entry {
+    struct client *owner;        /* whose reply this is (a zombie's is dropped) */
+    struct session_expect exp;   /* what the command waits for */
+};
+
+struct backend {
+    uint64_t id;                 /* for logs */
+    struct pool *pool;
+    struct bufferevent *bev;
+    enum backend_state state;
+    struct client *pinned;       /* the one owner of a pinned connection, else NULL */
+    int slot;                    /* index in pool->shared, -1 if pinned */
+    struct backend_entry *q;     /* ring buffer FIFO of reply owners */
+    uint32_t qhead, qlen, qcap;  /* qcap is a power of two */
+    struct resp_scan scan;       /* reply framing state */
+    int raw;                     /* replies no longer countable: forward as they come */
+    struct client *paused_for;   /* reading stopped until this client's output drains */
+    TAILQ_HEAD(, client) waiters;/* clients waiting for our output to drain */
+};
+
+/* Open a connection to the pool's current master. pinned is its only owner,
+ * or NULL for a shared connection in `slot`. */
+struct backend *backend_connect(struct pool *p, struct client *pinned, int slot);
+
+/* Move len bytes from the front of `from` to the master and record that c
+ * owns the reply (unless the stream is raw). */
+void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
+                  const struct session_expect *exp);
+
+/* Output to the master is over the limit: the caller must wait. */
+int backend_output_full(const struct backend *be);
+void backend_add_waiter(struct backend *be, struct client *c);
+void backend_remove_waiter(struct backend *be, struct client *c);
+
+/* The owner a read was paused for has drained its output. */
+void backend_resume(struct backend *be);
+
+/* Close after a failure: every outstanding reply's owner gets an error
+ * first. The backend is freed before this returns. */
+void backend_close(struct backend *be, const char *reason);
+/* Close a pinned connection because its owner went away (not a failure). */
+void backend_release(struct backend *be);
+
+#endif

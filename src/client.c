@@ -1,0 +1,694 @@
+/*
+ * client: one application connection, from accept to close.
+ *
+ *            client socket                           master socket(s)
+ *   app ---> bev input ---> parser ---> dispatch ---> backend output ---> redis
+ *                               |          |
+ *                               |          +-- local reply (QUIT, PROXY, -TRYAGAIN)
+ *                               |              only when nothing is outstanding,
+ *                               |              so order is kept
+ *   app <--- bev output <------------------------- backend input  <--- redis
+ *                      (backend.c moves each reply's bytes to its owner)
+ *
+ * Buffers: the request bytes stay in the client's input evbuffer until the
+ * whole request is framed, then move (zero-copy where libevent can) to the
+ * backend's output. Reply bytes move from the backend's input to this
+ * client's output. Nothing is re-encoded.
+ *
+ * Order: a client's outstanding replies are all on one backend connection
+ * (c->be), so FIFO order there is the client's order. A client changes
+ * connection (shared -> pinned, or to another shared one) only with nothing
+ * outstanding, and answers locally only with nothing outstanding.
+ *
+ * Flow control: parsing stops (state WAIT_*) when the client's output or the
+ * backend's output is over output-buffer-limit, or when the next request
+ * needs the outstanding replies first. While waiting, reading stops once 64
+ * KiB more have arrived, so a paused client still costs bounded memory.
+ *
+ * Lifetime: client_close() closes the socket at once. A client with replies
+ * still to come on a shared connection stays as a ZOMBIE (its replies are
+ * read and dropped) and is freed when the last one is in. Frees and resumes
+ * run from the `wake` event, never inside a callback that may still hold a
+ * pointer to the client.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "backend.h"
+#include "cmd.h"
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "proxy.h"
+
+#define CLIENT_PAUSED_READ_MAX (64 * 1024)
+
+enum dispatch_rc {
+    DISPATCH_DONE,       /* request consumed; go on */
+    DISPATCH_WAIT,       /* request kept; state says what we wait for */
+    DISPATCH_STOP,       /* client closed or closing */
+};
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_process(struct client *c);
+
+static const char *const state_names[] = {
+    [CLIENT_ACTIVE] = "active",         [CLIENT_WAIT_REPLIES] = "wait-replies",
+    [CLIENT_WAIT_BACKEND] = "wait-backend", [CLIENT_WAIT_OUTPUT] = "wait-output",
+    [CLIENT_HELD] = "held",             [CLIENT_CLOSING] = "closing",
+    [CLIENT_ZOMBIE] = "zombie",
+};
+
+/*
+ * The one place a client's state changes. Waiting states are entered only
+ * from ACTIVE and leave only to ACTIVE; CLOSING and ZOMBIE are one-way.
+ */
+static void client_set_state(struct client *c, enum client_state to)
+{
+    enum client_state from = c->state;
+    int ok;
+
+    switch (to) {
+    case CLIENT_ACTIVE:
+        ok = from != CLIENT_CLOSING && from != CLIENT_ZOMBIE;
+        break;
+    case CLIENT_WAIT_REPLIES:
+    case CLIENT_WAIT_BACKEND:
+    case CLIENT_WAIT_OUTPUT:
+    case CLIENT_HELD:
+        ok = from == CLIENT_ACTIVE;
+        break;
+    case CLIENT_CLOSING:
+        ok = from != CLIENT_ZOMBIE;
+        break;
+    case CLIENT_ZOMBIE:
+        ok = 1;
+        break;
+    default:
+        ok = 0;
+    }
+    if (!ok) {
+        log_error(c->pool->name, "client %llu: impossible state change %s -> %s",
+                  (unsigned long long)c->id, state_names[from], state_names[to]);
+        abort();
+    }
+    /* Leaving a wait: leave the list we waited in. */
+    if (from == CLIENT_HELD && to != CLIENT_HELD)
+        pool_unhold(c->pool, c);
+    if (from == CLIENT_WAIT_BACKEND && c->waiting_on != NULL)
+        backend_remove_waiter(c->waiting_on, c);
+    c->state = to;
+    if (c->bev == NULL)
+        return;
+    /* Reading: unlimited while active; a little more while paused, so EOF is
+     * still noticed without buffering without bound. */
+    if (to == CLIENT_ACTIVE) {
+        bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    } else if (to != CLIENT_CLOSING) {
+        size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
+        bufferevent_setwatermark(c->bev, EV_READ, 0, have + CLIENT_PAUSED_READ_MAX);
+    }
+}
+
+/* ---- deferred work ----------------------------------------------------- */
+
+static void schedule(struct client *c)
+{
+    if (!c->pending) {
+        c->pending = 1;
+        TAILQ_INSERT_TAIL(&proxy.pending, c, pending_link);
+    }
+    event_active(proxy.wake, EV_TIMEOUT, 0);
+}
+
+static void client_free(struct client *c)
+{
+    if (c->pending)
+        TAILQ_REMOVE(&proxy.pending, c, pending_link);
+    TAILQ_REMOVE(&proxy.clients, c, link);
+    resp_reqparser_free(c->parser);
+    free(c->fatal);
+    free(c);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c;
+
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    while ((c = TAILQ_FIRST(&proxy.pending)) != NULL) {
+        TAILQ_REMOVE(&proxy.pending, c, pending_link);
+        c->pending = 0;
+        if (c->free_me)
+            client_free(c);
+        else
+            client_process(c);
+    }
+}
+
+void client_init_loop(void)
+{
+    TAILQ_INIT(&proxy.clients);
+    TAILQ_INIT(&proxy.pending);
+    proxy.wake = event_new(proxy.base, -1, 0, wake_cb, NULL);
+}
+
+void client_wake(struct client *c)
+{
+    if (c->state != CLIENT_ZOMBIE)
+        schedule(c);
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+static void reject(evutil_socket_t fd, const char *msg)
+{
+    /* Best effort, like redis: the socket is fresh, so a short write fits. */
+    ssize_t rc = write(fd, msg, strlen(msg));
+    RZ_UNUSED(rc);
+    evutil_closesocket(fd);
+}
+
+static void set_socket_options(evutil_socket_t fd)
+{
+    int one = 1;
+    int ka = proxy.conf->tcp_keepalive_s;
+
+    /* Both calls fail harmlessly on unix sockets. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (ka > 0) {
+        int idle = ka, intvl = ka / 3 > 0 ? ka / 3 : 1, cnt = 3;
+        (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    }
+}
+
+void client_accept(struct pool *p, evutil_socket_t fd, const char *peer)
+{
+    struct client *c;
+
+    if (proxy.shutting_down) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (proxy.nclients >= proxy.conf->maxclients) {
+        log_warn(p->name, "rejecting %s: maxclients %d reached", peer, proxy.conf->maxclients);
+        reject(fd, "-ERR max number of clients reached\r\n");
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    set_socket_options(fd);
+
+    c = xcalloc(1, sizeof(*c));
+    c->id = ++proxy.next_id;
+    c->pool = p;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->parser = resp_reqparser_new();
+    session_init(&c->sess);
+    c->pinned = !p->cf->backend_sharing;
+    c->last_active_ms = util_now_ms();
+    c->bev = bufferevent_socket_new(proxy.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        log_error(p->name, "cannot set up client %s", peer);
+        evutil_closesocket(fd);
+        resp_reqparser_free(c->parser);
+        free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&proxy.clients, c, link);
+    proxy.nclients++;
+    p->nclients++;
+    p->stats.clients_accepted++;
+    log_debug(p->name, "client %llu connected from %s", (unsigned long long)c->id, peer);
+}
+
+/* ---- close ------------------------------------------------------------- */
+
+static void release_backend_links(struct client *c)
+{
+    if (c->paused != NULL) {
+        struct backend *be = c->paused;
+        c->paused = NULL;
+        backend_resume(be);
+    }
+}
+
+void client_close(struct client *c, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+
+    if (c->state == CLIENT_ZOMBIE)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    log_info(c->pool->name, "client %llu (%s) closed: %s", (unsigned long long)c->id, c->peer,
+             reason);
+
+    client_set_state(c, CLIENT_ZOMBIE);
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    proxy.nclients--;
+    c->pool->nclients--;
+    release_backend_links(c);
+
+    /* A pinned connection is ours alone: close it now. Its FIFO names only
+     * us, so backend_close() settles our outstanding count. */
+    if (c->pinned && c->be != NULL)
+        backend_release(c->be);
+    if (c->outstanding == 0) {
+        c->free_me = 1;
+        schedule(c);
+    }
+}
+
+/* Write a last reply, stop reading, close once it is flushed. */
+static void client_close_after(struct client *c, const char *reply, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (len > 0)
+        evbuffer_add(out, reply, len);
+    bufferevent_disable(c->bev, EV_READ);
+    client_set_state(c, CLIENT_CLOSING);
+    if (evbuffer_get_length(out) == 0)
+        client_close(c, "closed by request");
+}
+
+/* ---- replies from backend.c -------------------------------------------- */
+
+int client_output_full(const struct client *c)
+{
+    return c->bev != NULL &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) > proxy.conf->output_buffer_limit;
+}
+
+void client_deliver(struct client *c, struct evbuffer *from, size_t len)
+{
+    if (c->bev == NULL || c->state == CLIENT_ZOMBIE)
+        evbuffer_drain(from, len);
+    else
+        evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+}
+
+void client_reply_done(struct client *c)
+{
+    if (c->outstanding == 0) {
+        log_error(c->pool->name, "client %llu: reply with nothing outstanding",
+                  (unsigned long long)c->id);
+        abort();
+    }
+    if (--c->outstanding > 0)
+        return;
+    if (!c->pinned)
+        c->be = NULL;
+    if (c->state == CLIENT_ZOMBIE) {
+        c->free_me = 1;
+        schedule(c);
+    } else if (c->state == CLIENT_WAIT_REPLIES) {
+        schedule(c);
+    }
+}
+
+void client_reply_failed(struct client *c, const char *err)
+{
+    if (c->bev != NULL && c->state != CLIENT_ZOMBIE)
+        evbuffer_add(bufferevent_get_output(c->bev), err, strlen(err));
+    client_reply_done(c);
+}
+
+void client_backend_closed(struct client *c, int was_connected, const char *why)
+{
+    if (c->pinned)
+        c->be = NULL;
+    if (!was_connected || c->state == CLIENT_ZOMBIE || c->state == CLIENT_CLOSING)
+        return;
+    if (c->state != CLIENT_ACTIVE)
+        client_set_state(c, CLIENT_ACTIVE);
+    log_notice(c->pool->name, "client %llu: connection to master lost (%s)",
+               (unsigned long long)c->id, why);
+    client_close_after(c, "", 0);
+}
+
+/* ---- local commands ---------------------------------------------------- */
+
+static void reply_error(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
+static void reply_error(struct client *c, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char line[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 3)
+        n = (int)sizeof(line) - 3;
+    line[n++] = '\r';
+    line[n++] = '\n';
+    evbuffer_add(out, line, (size_t)n);
+}
+
+static void reply_proxy_info(struct client *c)
+{
+    struct evbuffer *body = evbuffer_new();
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add_printf(body, "# Proxy\r\nversion:%s\r\nuptime_in_seconds:%llu\r\n"
+                        "connected_clients:%d\r\n",
+                        PACKAGE_VERSION,
+                        (unsigned long long)((util_now_ms() - proxy.start_ms) / 1000),
+                        proxy.nclients);
+    evbuffer_add_printf(body, "# Client\r\nid:%llu\r\nroute:%s\r\n",
+                        (unsigned long long)c->id, c->pinned ? "pinned" : "shared");
+    pool_info(c->pool, body);
+    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
+    evbuffer_add_buffer(out, body);
+    evbuffer_add(out, "\r\n", 2);
+    evbuffer_free(body);
+}
+
+static enum dispatch_rc dispatch_local(struct client *c, const struct resp_request *req)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    evbuffer_drain(in, req->len);
+    if (strcmp(req->name, "quit") == 0) {
+        client_close_after(c, "+OK\r\n", 5);
+        return DISPATCH_STOP;
+    }
+    /* PROXY <subcommand> */
+    if (req->argc == 2 && strcmp(req->arg1, "info") == 0)
+        reply_proxy_info(c);
+    else if (req->argc < 2)
+        reply_error(c, "-ERR wrong number of arguments for 'proxy' command");
+    else
+        reply_error(c, "-ERR unknown PROXY subcommand '%s'. Try PROXY INFO.", req->arg1);
+    return DISPATCH_DONE;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static enum dispatch_rc wait_for(struct client *c, enum client_state st)
+{
+    client_set_state(c, st);
+    return DISPATCH_WAIT;
+}
+
+/* Pick the backend connection for the next command, or explain why not. */
+static struct backend *route(struct client *c, const char **why)
+{
+    struct pool *p = c->pool;
+
+    *why = NULL;
+    if (c->outstanding > 0)
+        return c->be;        /* stay where the replies are: order */
+    if (c->pinned && c->be != NULL)
+        return c->be;
+    if ((*why = pool_unavailable(p)) != NULL)
+        return NULL;
+    if (c->pinned)
+        return c->be = backend_connect(p, c, -1);
+    return pool_shared_backend(p, c);
+}
+
+/*
+ * No usable master. The request has not been sent: hold it (block mode)
+ * until a master is usable or block-timeout passes since the client was
+ * first held, else answer -TRYAGAIN. Once a client's block-timeout has
+ * passed, later requests are refused at once until one gets through.
+ */
+static enum dispatch_rc no_master(struct client *c, const struct resp_request *req,
+                                  const char *why)
+{
+    struct conf_pool *cf = c->pool->cf;
+    uint64_t now = util_now_ms();
+
+    if (c->outstanding > 0)
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    if (cf->on_no_master == CONF_ON_NO_MASTER_BLOCK &&
+        (c->held_since_ms == 0 || now - c->held_since_ms < (uint64_t)cf->block_timeout_ms)) {
+        if (c->held_since_ms == 0)
+            c->held_since_ms = now;
+        pool_hold(c->pool, c);
+        return wait_for(c, CLIENT_HELD);
+    }
+    evbuffer_drain(bufferevent_get_input(c->bev), req->len);
+    c->pool->stats.tryagain++;
+    reply_error(c, "-TRYAGAIN %s", why);
+    return DISPATCH_DONE;
+}
+
+static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct cmd_info ci;
+    struct session_expect exp;
+    struct backend *be;
+    const char *why;
+
+    if (req->flags & RESP_REQ_EMPTY) {
+        evbuffer_drain(in, req->len);  /* redis answers nothing */
+        return DISPATCH_DONE;
+    }
+    ci = cmd_classify(req);
+    /* These need every reply before them delivered first: a local answer
+     * must not overtake them, a new connection must not either, and a raw
+     * stream stops counting replies. */
+    if (c->outstanding > 0 &&
+        ((ci.flags & (CMD_LOCAL | CMD_RAW)) || (!c->pinned && (ci.flags & CMD_PIN))))
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    if (ci.flags & CMD_LOCAL)
+        return dispatch_local(c, req);
+    if (!c->pinned && (ci.flags & CMD_PIN)) {
+        c->pinned = 1;
+        log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id,
+                  req->name);
+    }
+    be = route(c, &why);
+    if (be == NULL)
+        return no_master(c, req, why);
+    /* Nothing goes out before the connection is up: if it fails, the
+     * request is still ours, never sent, and can wait or be refused. */
+    if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {
+        backend_add_waiter(be, c);
+        return wait_for(c, CLIENT_WAIT_BACKEND);
+    }
+    c->held_since_ms = 0;
+    session_on_send(&c->sess, &ci, req, &exp);
+    c->be = be;
+    if (!be->raw && !(ci.flags & CMD_RAW))
+        c->outstanding++;
+    backend_send(be, c, in, req->len, &exp);
+    if (ci.flags & CMD_RAW)
+        be->raw = 1;
+    c->pool->stats.commands++;
+    return DISPATCH_DONE;
+}
+
+static int check_query_limit(struct client *c)
+{
+    size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
+
+    if (have <= proxy.conf->client_query_buffer_limit)
+        return 0;
+    log_warn(c->pool->name, "client %llu (%s): query buffer of %zu bytes over "
+             "client-query-buffer-limit, closing", (unsigned long long)c->id, c->peer, have);
+    client_close(c, "client-query-buffer-limit reached");
+    return -1;
+}
+
+/* A protocol error: answer it after the replies already owed, then close. */
+static enum dispatch_rc protocol_error(struct client *c, const char *err)
+{
+    char line[256];
+    int n;
+
+    if (c->fatal == NULL) {
+        log_notice(c->pool->name, "client %llu (%s): %s", (unsigned long long)c->id, c->peer,
+                   err);
+        c->fatal = xstrdup(err);
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    if (c->outstanding > 0)
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    n = snprintf(line, sizeof(line), "-ERR %s\r\n", c->fatal);
+    client_close_after(c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+    return DISPATCH_STOP;
+}
+
+/*
+ * Frame and dispatch requests until input runs out or something makes us
+ * wait. Called on read, and from the wake event when a wait may be over.
+ */
+static void client_process(struct client *c)
+{
+    char err[256];
+
+    if (c->state == CLIENT_ZOMBIE || c->state == CLIENT_CLOSING)
+        return;
+    if (c->state != CLIENT_ACTIVE)
+        client_set_state(c, CLIENT_ACTIVE);
+    while (c->state == CLIENT_ACTIVE) {
+        enum dispatch_rc rc;
+
+        if (c->fatal != NULL) {
+            protocol_error(c, c->fatal);
+            return;
+        }
+        if (client_output_full(c)) {
+            wait_for(c, CLIENT_WAIT_OUTPUT);
+            return;
+        }
+        if (!c->have_req) {
+            int r = resp_reqparser_next(c->parser, bufferevent_get_input(c->bev), &c->req, err,
+                                        sizeof(err));
+            if (r < 0) {
+                protocol_error(c, err);
+                return;
+            }
+            if (r == 0) {
+                (void)check_query_limit(c);
+                return;
+            }
+            c->have_req = 1;
+        }
+        rc = dispatch(c, &c->req);
+        if (rc == DISPATCH_WAIT)
+            return;
+        c->have_req = 0;
+        if (rc == DISPATCH_STOP)
+            return;
+    }
+}
+
+/* ---- socket callbacks -------------------------------------------------- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+
+    RZ_UNUSED(bev);
+    c->last_active_ms = util_now_ms();
+    if (c->state == CLIENT_ACTIVE)
+        client_process(c);
+    else if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE)
+        (void)check_query_limit(c);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    if (c->state == CLIENT_CLOSING) {
+        client_close(c, "closed after last reply");
+        return;
+    }
+    if (c->paused != NULL) {
+        struct backend *be = c->paused;
+        c->paused = NULL;
+        backend_resume(be);
+    }
+    if (c->state == CLIENT_WAIT_OUTPUT)
+        schedule(c);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+
+    RZ_UNUSED(bev);
+    if (what & BEV_EVENT_EOF)
+        client_close(c, "client disconnected");
+    else if (what & BEV_EVENT_ERROR)
+        client_close(c, "socket error: %s", strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+/* ---- housekeeping ------------------------------------------------------ */
+
+static int client_idle(const struct client *c)
+{
+    return c->outstanding == 0 && !session_tied(&c->sess) &&
+           (c->state == CLIENT_ACTIVE || c->state == CLIENT_WAIT_OUTPUT);
+}
+
+void client_cron(uint64_t now_ms)
+{
+    uint64_t limit = (uint64_t)proxy.conf->timeout_s * 1000u;
+    struct client *c, *next;
+
+    if (limit == 0)
+        return;
+    for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state != CLIENT_ZOMBIE && client_idle(c) && now_ms - c->last_active_ms > limit)
+            client_close(c, "idle for more than %d s (timeout)", proxy.conf->timeout_s);
+    }
+}
+
+void client_shutdown_begin(void)
+{
+    struct client *c;
+
+    TAILQ_FOREACH(c, &proxy.clients, link) {
+        if (c->bev != NULL)
+            bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+/* Shutdown may finish: no reply is owed to anyone and all output is out. */
+int client_all_idle(void)
+{
+    struct client *c;
+
+    TAILQ_FOREACH(c, &proxy.clients, link) {
+        if (c->outstanding > 0)
+            return 0;
+        if (c->bev != NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            return 0;
+    }
+    return 1;
+}
+
+void client_free_all(void)
+{
+    struct client *c;
+
+    while ((c = TAILQ_FIRST(&proxy.clients)) != NULL) {
+        if (c->state != CLIENT_ZOMBIE)
+            client_close(c, "shutting down");
+        c->outstanding = 0;   /* the backends are gone with the process */
+        client_free(c);
+    }
+    if (proxy.wake != NULL)
+        event_free(proxy.wake);
+}

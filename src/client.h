@@ -1,0 +1,82 @@
+/*
+ * client: one application connection to the proxy.
+ */
+#ifndef RZ_CLIENT_H
+#define RZ_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/util.h>
+
+#include "resp.h"
+#include "session.h"
+
+struct pool;
+struct backend;
+struct bufferevent;
+struct evbuffer;
+
+enum client_state {
+    CLIENT_ACTIVE = 0,       /* parsing and forwarding */
+    CLIENT_WAIT_REPLIES,     /* the next request needs every outstanding reply first */
+    CLIENT_WAIT_BACKEND,     /* the backend's output is full: wait for it to drain */
+    CLIENT_WAIT_OUTPUT,      /* our output to the client is full: wait for it to read */
+    CLIENT_HELD,             /* no usable master: held (on-no-master block) */
+    CLIENT_CLOSING,          /* flushing a last reply, then close */
+    CLIENT_ZOMBIE,           /* socket closed; outstanding shared replies are dropped */
+};
+
+struct client {
+    uint64_t id;                 /* for logs, and to spread clients over shared connections */
+    struct pool *pool;
+    struct bufferevent *bev;     /* NULL once the socket is closed */
+    char peer[64];               /* "ip:port" or "unix" */
+    enum client_state state;
+    struct resp_reqparser *parser;
+    struct resp_request req;     /* framed but not yet dispatched (have_req) */
+    int have_req;
+    struct session sess;
+    int pinned;                  /* has (or will get) its own backend connection */
+    struct backend *be;          /* where its outstanding replies are (pinned: its own) */
+    uint32_t outstanding;        /* replies still to come */
+    struct backend *waiting_on;  /* in that backend's waiters list (WAIT_BACKEND) */
+    uint64_t held_since_ms;      /* first held without a command forwarded since, 0 = not */
+    struct backend *paused;      /* a backend paused reading until our output drains */
+    char *fatal;                 /* protocol error to send once replies are in, then close */
+    uint64_t last_active_ms;     /* last byte received, for the idle timeout */
+    int pending;                 /* on proxy.pending */
+    int free_me;                 /* pending: free instead of resume */
+    TAILQ_ENTRY(client) link;    /* proxy.clients */
+    TAILQ_ENTRY(client) pending_link; /* proxy.pending */
+    TAILQ_ENTRY(client) wait_link;    /* backend waiters, or the pool's held list */
+};
+
+/* Take over an accepted socket. Rejects it (maxclients, shutdown) itself. */
+void client_accept(struct pool *p, evutil_socket_t fd, const char *peer);
+
+/* Called by backend.c while it reads replies. */
+void client_deliver(struct client *c, struct evbuffer *from, size_t len);
+void client_reply_done(struct client *c);
+/* The reply for one outstanding command will never come: answer `err`
+ * (a full RESP error line) in its place. */
+void client_reply_failed(struct client *c, const char *err);
+/* The backend connection c used is gone. If it had been established, c may
+ * have lost state or replies: close it once the replies already queued are
+ * written. If it never connected, c simply gets a new one next time. */
+void client_backend_closed(struct client *c, int was_connected, const char *why);
+/* Something c waited for may have changed: re-run it from the loop. */
+void client_wake(struct client *c);
+int client_output_full(const struct client *c);
+
+void client_close(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
+
+/* Process-wide hooks for rzproxy.c. */
+void client_init_loop(void);
+void client_cron(uint64_t now_ms);
+void client_shutdown_begin(void);
+int client_all_idle(void);
+void client_free_all(void);
+
+#endif

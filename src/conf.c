@@ -1,0 +1,777 @@
+/*
+ * conf: parse and validate rzproxy.conf (format: see conf.h).
+ *
+ *   text --split lines--> line --tokenize()--> argv[] --lookup()--> directive
+ *        --set_value()--> field of struct conf (global) or of the current
+ *                         struct conf_pool (after "pool NAME")
+ *   end of text --validate()--> *out
+ *
+ * Everything a directive is (name, scope, type, range, field, default, help)
+ * lives in CONF_DIRECTIVES below; defaults are applied by feeding the default
+ * text through the same set_value() a file line goes through, so a default
+ * can never be out of its own range. The table is expanded twice: into
+ * directives[] and into conf_directive_names[]. tests/optscan.sh greps the
+ * table, so keep one `D("name", ...` entry per line.
+ *
+ * The parser builds into a private struct conf and copies it to *out only
+ * when the whole file is valid; on any error that private copy is freed, so
+ * the caller never owns a half-built configuration. Nothing here logs.
+ */
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+enum dir_scope {
+    SC_GLOBAL,                       /* before the first "pool" line */
+    SC_POOL,                         /* after a "pool" line */
+    SC_ANY,                          /* "pool" itself */
+};
+
+enum dir_type {
+    T_INT,                           /* int, min..max, in `unit` */
+    T_SIZE,                          /* uint64_t bytes, util_parse_size, >= min */
+    T_BOOL,                          /* int 0/1 from no/yes */
+    T_STRING,                        /* char *, any one value ("" allowed) */
+    T_ENUM,                          /* int index into `names` */
+    T_LOGLEVEL,                      /* int enum log_level via log_level_parse */
+    T_HOSTPORT,                      /* char *, one host:port or [v6]:port */
+    T_ADDRLIST,                      /* char ** + int count, repeatable, tcp or unix: */
+    T_POOL,                          /* "pool NAME": starts a pool */
+};
+
+enum dir_unit {
+    U_NONE,                          /* plain number */
+    U_MS,                            /* milliseconds; accepts ms, s, m, h suffixes */
+    U_S,                             /* seconds; accepts s, m, h suffixes */
+};
+
+struct directive {
+    const char *name;                /* as written in the file (matched case-insensitively) */
+    enum dir_scope scope;
+    enum dir_type type;
+    size_t off;                      /* field offset in struct conf / struct conf_pool */
+    size_t off_n;                    /* T_ADDRLIST: offset of the int count */
+    long long min;                   /* T_INT: in `unit`; T_SIZE: bytes */
+    long long max;                   /* T_INT only */
+    enum dir_unit unit;              /* T_INT only */
+    const char *const *names;        /* T_ENUM: NULL-terminated, index = value */
+    const char *def;                 /* default as file text; NULL = no default */
+    const char *help;                /* one line, for --help style listings */
+};
+
+static const char *const on_no_master_names[] = {
+    [CONF_ON_NO_MASTER_BLOCK] = "block",
+    [CONF_ON_NO_MASTER_TRYAGAIN] = "tryagain",
+    NULL,
+};
+
+/* Field and type helpers for the table. */
+#define G(f) offsetof(struct conf, f)
+#define P(f) offsetof(struct conf_pool, f)
+#define INT(o, lo, hi, u) .type = T_INT, .off = (o), .min = (lo), .max = (hi), .unit = (u)
+#define SIZE(o, lo) .type = T_SIZE, .off = (o), .min = (lo)
+#define BOOL(o) .type = T_BOOL, .off = (o)
+#define STRING(o) .type = T_STRING, .off = (o)
+#define ENUM(o, nm) .type = T_ENUM, .off = (o), .names = (nm)
+#define LOGLEVEL(o) .type = T_LOGLEVEL, .off = (o)
+#define HOSTPORT(o) .type = T_HOSTPORT, .off = (o)
+#define ADDRLIST(o, on) .type = T_ADDRLIST, .off = (o), .off_n = (on)
+#define POOL .type = T_POOL
+
+#define KB 1024LL
+#define MB (1024LL * 1024)
+
+/*
+ * Limits worth a word: timeout stops at INT_MAX/1000 so it still fits an int
+ * in milliseconds; tcp-keepalive stops at 32767, Linux's TCP_KEEPIDLE maximum.
+ */
+#define CONF_DIRECTIVES(D)                                                                     \
+    D("loglevel", SC_GLOBAL, LOGLEVEL(G(loglevel)), "notice",                                  \
+      "log verbosity: error, warning, notice, info or debug")                                  \
+    D("logfile", SC_GLOBAL, STRING(G(logfile)), "",                                            \
+      "file to append log lines to; \"\" = stderr")                                            \
+    D("pidfile", SC_GLOBAL, STRING(G(pidfile)), "",                                            \
+      "file to write the process id to; \"\" = none")                                          \
+    D("maxclients", SC_GLOBAL, INT(G(maxclients), 1, 1000000, U_NONE), "10000",                \
+      "client connections accepted, all pools together")                                       \
+    D("timeout", SC_GLOBAL, INT(G(timeout_s), 0, INT_MAX / 1000, U_S), "0",                    \
+      "close a client idle this many seconds; 0 = never")                                      \
+    D("client-query-buffer-limit", SC_GLOBAL, SIZE(G(client_query_buffer_limit), 1 * MB), "1gb", \
+      "unparsed input bytes a client may have before it is closed")                            \
+    D("output-buffer-limit", SC_GLOBAL, SIZE(G(output_buffer_limit), 16 * KB), "4mb",          \
+      "unsent reply bytes to a client before the proxy stops reading for it")                  \
+    D("output-buffer-hard-limit", SC_GLOBAL, SIZE(G(output_buffer_hard_limit), 1 * MB), "256mb", \
+      "unsent reply bytes to a shared client before it is disconnected")                       \
+    D("shutdown-timeout", SC_GLOBAL, INT(G(shutdown_timeout_ms), 0, 3600000, U_MS), "5000",    \
+      "on SIGTERM, ms to wait for outstanding replies")                                        \
+    D("tcp-keepalive", SC_GLOBAL, INT(G(tcp_keepalive_s), 0, 32767, U_S), "300",               \
+      "SO_KEEPALIVE interval on client sockets in seconds; 0 = off")                           \
+    D("pool", SC_ANY, POOL, NULL,                                                              \
+      "start a pool: pool NAME; the directives after it belong to it")                         \
+    D("listen", SC_POOL, ADDRLIST(P(listen), P(nlisten)), NULL,                                \
+      "address clients connect to: host:port, [v6]:port or unix:/path; repeatable")            \
+    D("master", SC_POOL, HOSTPORT(P(master)), NULL,                                            \
+      "static master source: host:port of the redis master")                                   \
+    D("backend-sharing", SC_POOL, BOOL(P(backend_sharing)), "yes",                             \
+      "multiplex clients on shared backend connections; no = one per client")                  \
+    D("backend-connections", SC_POOL, INT(P(backend_connections), 1, 64, U_NONE), "2",         \
+      "shared backend connections per pool and master")                                        \
+    D("connect-timeout", SC_POOL, INT(P(connect_timeout_ms), 1, 600000, U_MS), "1000",         \
+      "backend connect timeout in ms")                                                         \
+    D("on-no-master", SC_POOL, ENUM(P(on_no_master), on_no_master_names), "block",             \
+      "without a master: block (hold commands) or tryagain (answer -TRYAGAIN)")                \
+    D("block-timeout", SC_POOL, INT(P(block_timeout_ms), 1, 3600000, U_MS), "5000",            \
+      "ms a held command waits for a master before -TRYAGAIN")
+
+#define D_ENTRY(n_, sc_, spec_, def_, help_) \
+    { .name = (n_), .scope = (sc_), spec_, .def = (def_), .help = (help_) },
+#define D_NAME(n_, sc_, spec_, def_, help_) n_,
+
+static const struct directive directives[] = { CONF_DIRECTIVES(D_ENTRY) };
+#define NDIRECTIVES (sizeof(directives) / sizeof(directives[0]))
+
+const char *const conf_directive_names[] = { CONF_DIRECTIVES(D_NAME) NULL };
+
+#define POOL_NAME_MAX 32
+#define CONF_FILE_MAX (16 * 1024 * 1024)   /* a config this big is a mistake */
+
+struct parser {
+    const char *name;                /* file name for messages */
+    int line;                        /* current line, 1-based */
+    char *err;                       /* caller's buffer */
+    size_t errlen;
+    struct conf *conf;               /* being built; owned by the parser until done */
+    char **argv;                     /* tokens of the current line (point into the line) */
+    int argc;
+    int argcap;
+};
+
+static int fail_at(struct parser *p, int line, const char *fmt, ...) RZ_PRINTF(3, 4);
+
+/* Format "FILE:LINE: message" into the caller's buffer. Always returns -1. */
+static int fail_at(struct parser *p, int line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (p->errlen == 0)
+        return -1;
+    n = snprintf(p->err, p->errlen, "%s:%d: ", p->name, line);
+    if (n < 0 || (size_t)n >= p->errlen)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define fail(p, ...) fail_at((p), (p)->line, __VA_ARGS__)
+
+/* "1048576" -> "1mb", "16384" -> "16kb", else bytes. */
+static void fmt_size(long long v, char *buf, size_t len)
+{
+    if (v > 0 && v % (1024LL * 1024 * 1024) == 0)
+        snprintf(buf, len, "%lldgb", v / (1024LL * 1024 * 1024));
+    else if (v > 0 && v % MB == 0)
+        snprintf(buf, len, "%lldmb", v / MB);
+    else if (v > 0 && v % KB == 0)
+        snprintf(buf, len, "%lldkb", v / KB);
+    else
+        snprintf(buf, len, "%lld bytes", v);
+}
+
+/* What a directive accepts, for the "(expected ...)" part of an error. */
+static void expected_text(const struct directive *d, char *buf, size_t len)
+{
+    char tmp[32];
+    size_t o = 0;
+
+    switch (d->type) {
+    case T_INT:
+        snprintf(buf, len, "%lld..%lld%s", d->min, d->max,
+                 d->unit == U_MS ? " ms" : d->unit == U_S ? " seconds" : "");
+        return;
+    case T_SIZE:
+        fmt_size(d->min, tmp, sizeof(tmp));
+        snprintf(buf, len, "a size of at least %s, like 64mb or 1gb", tmp);
+        return;
+    case T_BOOL:
+        snprintf(buf, len, "yes or no");
+        return;
+    case T_ENUM:
+        buf[0] = '\0';
+        for (int i = 0; d->names[i] != NULL && o < len; i++) {
+            const char *sep = i == 0 ? "" : d->names[i + 1] == NULL ? " or " : ", ";
+            int n = snprintf(buf + o, len - o, "%s%s", sep, d->names[i]);
+            if (n < 0)
+                break;
+            o += (size_t)n;
+        }
+        return;
+    case T_LOGLEVEL:
+        snprintf(buf, len, "error, warning, notice, info or debug");
+        return;
+    case T_STRING:
+        snprintf(buf, len, "one value; quote it if it contains spaces");
+        return;
+    case T_HOSTPORT:
+        snprintf(buf, len, "host:port or [ipv6]:port");
+        return;
+    case T_ADDRLIST:
+        snprintf(buf, len, "host:port, [ipv6]:port or unix:/path");
+        return;
+    case T_POOL:
+        snprintf(buf, len, "a name of 1-%d letters, digits, '_' or '-'", POOL_NAME_MAX);
+        return;
+    }
+    snprintf(buf, len, "?");
+}
+
+static int bad_value(struct parser *p, const struct directive *d, const char *fmt, ...)
+    RZ_PRINTF(3, 4);
+
+/* "bad value for 'NAME': <what> (expected <accepted values>)" */
+static int bad_value(struct parser *p, const struct directive *d, const char *fmt, ...)
+{
+    char what[256], expect[128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    expected_text(d, expect, sizeof(expect));
+    return fail(p, "bad value for '%s': %s (expected %s)", d->name, what, expect);
+}
+
+/* Quoted, escaped copy of a user value for a message. */
+static const char *show(const char *s, char *buf, size_t len)
+{
+    util_escape(s, strlen(s), buf, len);
+    return buf;
+}
+
+/* Integer with an optional time unit, converted to the directive's unit. */
+static int parse_int(const char *s, enum dir_unit unit, long long *out)
+{
+    static const struct { const char *suffix; long long ms; } units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 },
+    };
+    const char *q = s;
+    char *end;
+    long long v;
+
+    if (*q == '-' || *q == '+')
+        q++;
+    if (!isdigit((unsigned char)*q))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (*end == '\0') {
+        *out = v;
+        return 0;
+    }
+    if (unit == U_NONE)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        long long mul;
+
+        if (strcasecmp(end, units[i].suffix) != 0)
+            continue;
+        if (unit == U_S) {
+            if (units[i].ms < 1000)
+                return -1;                   /* "ms" for a seconds directive */
+            mul = units[i].ms / 1000;
+        } else {
+            mul = units[i].ms;
+        }
+        if (v > LLONG_MAX / mul || v < LLONG_MIN / mul)
+            return -1;
+        *out = v * mul;
+        return 0;
+    }
+    return -1;
+}
+
+/* A listen address: "unix:/path" or host:port / [v6]:port. Returns 0 or -1
+ * with the reason in why. */
+static int check_listen(const char *s, char *why, size_t whylen)
+{
+    char host[256];
+    int port;
+
+    if (strncmp(s, "unix:", 5) == 0) {
+        size_t n = strlen(s + 5);
+
+        if (n == 0) {
+            snprintf(why, whylen, "empty unix socket path");
+            return -1;
+        }
+        if (n >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            snprintf(why, whylen, "unix socket path longer than %zu bytes",
+                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -1;
+        }
+        return 0;
+    }
+    return util_parse_hostport(s, host, sizeof(host), &port, why, whylen);
+}
+
+/* Comparable form of a valid listen address: "unix:/p" or "tcp:host:port"
+ * with the host lowercased and the port as a number, so "127.0.0.1:06380"
+ * and "127.0.0.1:6380" collide. */
+static void listen_key(const char *s, char *key, size_t keylen)
+{
+    char host[256], why[128], lower[256];
+    int port;
+
+    if (strncmp(s, "unix:", 5) == 0 ||
+        util_parse_hostport(s, host, sizeof(host), &port, why, sizeof(why)) != 0) {
+        snprintf(key, keylen, "%s", s);
+        return;
+    }
+    util_lower(lower, sizeof(lower), host, strlen(host));
+    snprintf(key, keylen, "tcp:%s:%d", lower, port);
+}
+
+static int valid_pool_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n < 1 || n > POOL_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '_' && c != '-')
+            return 0;
+    }
+    return 1;
+}
+
+static struct conf_pool *cur_pool(struct parser *p)
+{
+    return p->conf->npools > 0 ? &p->conf->pools[p->conf->npools - 1] : NULL;
+}
+
+/* Apply a directive's defaults to a fresh struct conf (SC_GLOBAL) or pool. */
+static void apply_defaults(struct parser *p, enum dir_scope scope, void *base);
+
+static int set_value(struct parser *p, const struct directive *d, void *base,
+                     char **argv, int argc);
+
+/* "pool NAME": check the name, open a new pool with its defaults. */
+static int start_pool(struct parser *p, const struct directive *d, char **argv, int argc)
+{
+    struct conf *c = p->conf;
+    struct conf_pool *pool;
+    char shown[80];
+
+    if (argc != 1)
+        return argc == 0 ? bad_value(p, d, "missing name")
+                         : bad_value(p, d, "%d values given", argc);
+    if (!valid_pool_name(argv[0]))
+        return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+    for (int i = 0; i < c->npools; i++) {
+        if (strcmp(c->pools[i].name, argv[0]) == 0)
+            return fail(p, "pool '%s' is already defined at line %d", argv[0],
+                        c->pools[i].line);
+    }
+    c->pools = xrealloc(c->pools, sizeof(*c->pools) * (size_t)(c->npools + 1));
+    pool = &c->pools[c->npools++];
+    memset(pool, 0, sizeof(*pool));
+    pool->name = xstrdup(argv[0]);
+    pool->line = p->line;
+    apply_defaults(p, SC_POOL, pool);
+    return 0;
+}
+
+/* Append listen addresses, each checked and unique across all pools. */
+static int add_listen(struct parser *p, const struct directive *d, void *base,
+                      char **argv, int argc)
+{
+    char ***list = (char ***)((char *)base + d->off);
+    int *n = (int *)((char *)base + d->off_n);
+    char why[256], shown[128], key[320], other[320];
+
+    if (argc == 0)
+        return bad_value(p, d, "missing address");
+    for (int a = 0; a < argc; a++) {
+        if (check_listen(argv[a], why, sizeof(why)) != 0)
+            return bad_value(p, d, "%s", why);
+        listen_key(argv[a], key, sizeof(key));
+        for (int i = 0; i < p->conf->npools; i++) {
+            const struct conf_pool *op = &p->conf->pools[i];
+            for (int j = 0; j < op->nlisten; j++) {
+                listen_key(op->listen[j], other, sizeof(other));
+                if (strcmp(key, other) == 0)
+                    return fail(p, "listen address '%s' is already used by pool '%s'",
+                                show(argv[a], shown, sizeof(shown)), op->name);
+            }
+        }
+        *list = xrealloc(*list, sizeof(**list) * (size_t)(*n + 1));
+        (*list)[(*n)++] = xstrdup(argv[a]);
+    }
+    return 0;
+}
+
+/*
+ * Parse argv into the directive's field in base. Used for file lines and for
+ * defaults alike. Single-valued directives: last one wins (the old value is
+ * freed). Returns 0, or -1 with the message in p->err.
+ */
+static int set_value(struct parser *p, const struct directive *d, void *base,
+                     char **argv, int argc)
+{
+    void *field = (char *)base + d->off;
+    char shown[80], why[256], host[256];
+    int port;
+
+    if (d->type == T_POOL)
+        return start_pool(p, d, argv, argc);
+    if (d->type == T_ADDRLIST)
+        return add_listen(p, d, base, argv, argc);
+    if (argc == 0)
+        return bad_value(p, d, "missing value");
+    if (argc > 1)
+        return bad_value(p, d, "%d values given", argc);
+
+    switch (d->type) {
+    case T_INT: {
+        long long v;
+        if (parse_int(argv[0], d->unit, &v) != 0 || v < d->min || v > d->max)
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case T_SIZE: {
+        uint64_t v;
+        if (util_parse_size(argv[0], &v) != 0 || v < (uint64_t)d->min)
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        *(uint64_t *)field = v;
+        return 0;
+    }
+    case T_BOOL:
+        if (strcasecmp(argv[0], "yes") == 0)
+            *(int *)field = 1;
+        else if (strcasecmp(argv[0], "no") == 0)
+            *(int *)field = 0;
+        else
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        return 0;
+    case T_ENUM:
+        for (int i = 0; d->names[i] != NULL; i++) {
+            if (strcasecmp(argv[0], d->names[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+    case T_LOGLEVEL: {
+        enum log_level lvl;
+        if (log_level_parse(argv[0], &lvl) != 0)
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        *(int *)field = (int)lvl;
+        return 0;
+    }
+    case T_STRING:
+        free(*(char **)field);
+        *(char **)field = xstrdup(argv[0]);
+        return 0;
+    case T_HOSTPORT:
+        if (strncmp(argv[0], "unix:", 5) == 0)
+            return bad_value(p, d, "'%s': unix sockets are not supported here",
+                             show(argv[0], shown, sizeof(shown)));
+        if (util_parse_hostport(argv[0], host, sizeof(host), &port, why, sizeof(why)) != 0)
+            return bad_value(p, d, "%s", why);
+        free(*(char **)field);
+        *(char **)field = xstrdup(argv[0]);
+        return 0;
+    case T_ADDRLIST:
+    case T_POOL:
+        break;                       /* handled above */
+    }
+    abort();                         /* a type without a case: table bug */
+}
+
+static void apply_defaults(struct parser *p, enum dir_scope scope, void *base)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++) {
+        const struct directive *d = &directives[i];
+        char *argv[1];
+
+        if (d->scope != scope || d->def == NULL)
+            continue;
+        argv[0] = (char *)d->def;
+        if (set_value(p, d, base, argv, 1) != 0)
+            abort();                 /* a default outside its own range: table bug */
+    }
+}
+
+/* Free the heap fields the table describes, in a struct conf or a pool. */
+static void free_fields(enum dir_scope scope, void *base)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++) {
+        const struct directive *d = &directives[i];
+        void *field = (char *)base + d->off;
+
+        if (d->scope != scope)
+            continue;
+        if (d->type == T_STRING || d->type == T_HOSTPORT) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (d->type == T_ADDRLIST) {
+            char **list = *(char ***)field;
+            int *n = (int *)((char *)base + d->off_n);
+            for (int j = 0; j < *n; j++)
+                free(list[j]);
+            free(list);
+            *(char ***)field = NULL;
+            *n = 0;
+        }
+    }
+}
+
+void conf_free(struct conf *conf)
+{
+    if (conf == NULL)
+        return;
+    for (int i = 0; i < conf->npools; i++) {
+        free_fields(SC_POOL, &conf->pools[i]);
+        free(conf->pools[i].name);
+    }
+    free(conf->pools);
+    free_fields(SC_GLOBAL, conf);
+    free(conf->path);
+    memset(conf, 0, sizeof(*conf));
+}
+
+static void push_arg(struct parser *p, char *arg)
+{
+    if (p->argc == p->argcap) {
+        p->argcap = p->argcap ? p->argcap * 2 : 8;
+        p->argv = xrealloc(p->argv, sizeof(*p->argv) * (size_t)p->argcap);
+    }
+    p->argv[p->argc++] = arg;
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * Split one line (NUL-terminated, modified in place) into p->argv. A token
+ * starting with '#' ends the line (comment). "..." quotes a value, with \"
+ * and \\ as the only escapes; the closing quote must end the token.
+ */
+static int tokenize(struct parser *p, char *line)
+{
+    char *r = line;
+
+    p->argc = 0;
+    for (;;) {
+        char *w, c;
+
+        while (is_blank(*r))
+            r++;
+        if (*r == '\0' || *r == '#')
+            return 0;
+        w = r;
+        if (*r == '"') {
+            char *start = w;
+            r++;
+            for (;;) {
+                if (*r == '\0')
+                    return fail(p, "unterminated quoted value");
+                if (*r == '\\') {
+                    if (r[1] != '"' && r[1] != '\\')
+                        return fail(p, "bad escape in quoted value (only \\\" and \\\\ are known)");
+                    *w++ = r[1];
+                    r += 2;
+                    continue;
+                }
+                if (*r == '"') {
+                    r++;
+                    break;
+                }
+                *w++ = *r++;
+            }
+            if (*r != '\0' && !is_blank(*r))
+                return fail(p, "closing quote must be followed by a space");
+            c = *r;
+            *w = '\0';
+            push_arg(p, start);
+        } else {
+            char *start = r;
+            while (*r != '\0' && !is_blank(*r))
+                r++;
+            c = *r;
+            *r = '\0';
+            push_arg(p, start);
+        }
+        if (c == '\0')
+            return 0;
+        r++;
+    }
+}
+
+static const struct directive *lookup(const char *name)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++) {
+        if (strcasecmp(directives[i].name, name) == 0)
+            return &directives[i];
+    }
+    return NULL;
+}
+
+static int do_line(struct parser *p, char *line)
+{
+    const struct directive *d;
+    struct conf_pool *pool;
+    char shown[80];
+
+    if (tokenize(p, line) != 0)
+        return -1;
+    if (p->argc == 0)
+        return 0;
+    d = lookup(p->argv[0]);
+    if (d == NULL)
+        return fail(p, "unknown directive '%s'", show(p->argv[0], shown, sizeof(shown)));
+    pool = cur_pool(p);
+    if (d->scope == SC_POOL && pool == NULL)
+        return fail(p, "directive '%s' belongs inside a pool", d->name);
+    if (d->scope == SC_GLOBAL && pool != NULL)
+        return fail(p, "'%s' is a global directive; put it before the first pool", d->name);
+    return set_value(p, d, d->scope == SC_POOL ? (void *)pool : (void *)p->conf,
+                     p->argv + 1, p->argc - 1);
+}
+
+/*
+ * Whole-file checks, reported at the offending pool's line. A pool needs
+ * exactly one master source; today that is `master`, the ZooKeeper `znode`
+ * source will be counted here too.
+ */
+static int validate(struct parser *p)
+{
+    struct conf *c = p->conf;
+
+    if (c->npools == 0)
+        return fail(p, "no pool defined: add `pool NAME` with `listen` and `master` lines");
+    for (int i = 0; i < c->npools; i++) {
+        const struct conf_pool *pool = &c->pools[i];
+        int sources = (pool->master != NULL);
+
+        if (pool->nlisten == 0)
+            return fail_at(p, pool->line, "pool '%s': needs at least one `listen ADDRESS`",
+                           pool->name);
+        if (sources == 0)
+            return fail_at(p, pool->line, "pool '%s': needs `master host:port`", pool->name);
+    }
+    return 0;
+}
+
+int conf_parse_string(const char *text, size_t len, const char *name, struct conf *out,
+                      char *err, size_t errlen)
+{
+    struct conf c;
+    struct parser p;
+    char *buf, *line, *end;
+    int rc = 0;
+
+    memset(&c, 0, sizeof(c));
+    memset(&p, 0, sizeof(p));
+    p.name = name;
+    p.err = err;
+    p.errlen = errlen;
+    p.conf = &c;
+    apply_defaults(&p, SC_GLOBAL, &c);
+
+    buf = xstrndup(text, len);
+    end = buf + len;
+    line = buf;
+    p.line = 0;
+    while (line < end || p.line == 0) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        char *eol = nl != NULL ? nl : end;
+
+        p.line++;
+        if (memchr(line, '\0', (size_t)(eol - line)) != NULL) {
+            rc = fail(&p, "NUL byte in line");
+            break;
+        }
+        *eol = '\0';
+        if (do_line(&p, line) != 0) {
+            rc = -1;
+            break;
+        }
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    if (rc == 0)
+        rc = validate(&p);
+
+    free(p.argv);
+    free(buf);
+    if (rc != 0) {
+        conf_free(&c);
+        return -1;
+    }
+    c.path = xstrdup(name);
+    *out = c;
+    return 0;
+}
+
+int conf_load(const char *path, struct conf *out, char *err, size_t errlen)
+{
+    FILE *fp;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        size_t n;
+
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            text = xrealloc(text, cap);
+        }
+        n = fread(text + len, 1, cap - len, fp);
+        len += n;
+        if (len > CONF_FILE_MAX) {
+            snprintf(err, errlen, "%s: larger than %d bytes, not a configuration file",
+                     path, CONF_FILE_MAX);
+            free(text);
+            fclose(fp);
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(fp)) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        free(text);
+        fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    rc = conf_parse_string(text, len, path, out, err, errlen);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,74 @@
+/*
+ * conf: the configuration file, redis.conf style.
+ *
+ *   # comment
+ *   directive value [value...]       global directives come first
+ *   pool NAME                        starts a pool; the directives that follow
+ *     listen 127.0.0.1:6380          (indentation optional) belong to it until
+ *     master 127.0.0.1:6379          the next "pool" line
+ *
+ * Values may be double-quoted ("a b") for spaces. Sizes take redis units
+ * (1gb, 64mb, 16kb). Every directive, its scope, its default and its range
+ * live in one table in conf.c; tests/optscan.sh checks that each one is
+ * documented in conf/rzproxy.conf and README.md.
+ *
+ * Parsing never logs: errors come back as "FILE:LINE: message".
+ */
+#ifndef RZ_CONF_H
+#define RZ_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum conf_on_no_master {
+    CONF_ON_NO_MASTER_BLOCK = 0,     /* hold commands up to block-timeout */
+    CONF_ON_NO_MASTER_TRYAGAIN,      /* answer -TRYAGAIN at once */
+};
+
+struct conf_pool {
+    char *name;                      /* "pool NAME" */
+    char **listen;                   /* "host:port", "[v6]:port" or "unix:/path" */
+    int nlisten;
+    char *master;                    /* "master host:port" (static source), or NULL */
+    int backend_sharing;             /* 1 = shared route by default, 0 = pin every client */
+    int backend_connections;         /* shared connections per pool and master */
+    int connect_timeout_ms;          /* backend connect timeout */
+    int on_no_master;                /* enum conf_on_no_master */
+    int block_timeout_ms;            /* how long a held command waits */
+    int line;                        /* line of the "pool" directive, for messages */
+};
+
+struct conf {
+    char *path;                      /* file it came from ("<string>" in tests) */
+    /* process */
+    int loglevel;                    /* enum log_level */
+    char *logfile;                   /* "" = stderr */
+    char *pidfile;                   /* "" = none */
+    int maxclients;                  /* accepted client connections, all pools */
+    int timeout_s;                   /* idle client timeout, 0 = never */
+    uint64_t client_query_buffer_limit;  /* bytes of unparsed input per client */
+    uint64_t output_buffer_limit;    /* bytes of unsent replies before backpressure */
+    uint64_t output_buffer_hard_limit; /* shared clients: unsent replies before disconnect */
+    int shutdown_timeout_ms;         /* SIGTERM: wait this long for outstanding replies */
+    int tcp_keepalive_s;             /* SO_KEEPALIVE interval on client sockets, 0 = off */
+    /* pools */
+    struct conf_pool *pools;
+    int npools;
+};
+
+/* Load and validate FILE. On error returns -1 with "FILE:LINE: what" in err;
+ * *out is then untouched (nothing to free). */
+int conf_load(const char *path, struct conf *out, char *err, size_t errlen) RZ_MUSTCHECK;
+
+/* Same, from a string; name stands in for the file name in messages. */
+int conf_parse_string(const char *text, size_t len, const char *name, struct conf *out,
+                      char *err, size_t errlen) RZ_MUSTCHECK;
+
+void conf_free(struct conf *conf);
+
+/* The directive table, for tools and tests: NULL-terminated names. */
+extern const char *const conf_directive_names[];
+
+#endif

@@ -1,0 +1,133 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "client.h"
+#include "log.h"
+#include "pool.h"
+#include "proxy.h"
+
+#define LISTEN_BACKLOG 511   /* redis's tcp-backlog default */
+
+struct listener {
+    struct pool *pool;
+    struct evconnlistener *ev;
+    char *addr;                  /* as configured, for logs */
+    char *unix_path;             /* unlinked on close */
+};
+
+static void peer_name(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, outlen, "%s:%d", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(out, outlen, "[%s]:%d", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, outlen, "unix");
+    }
+}
+
+static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct listener *l = arg;
+    char peer[64];
+
+    RZ_UNUSED(ev);
+    RZ_UNUSED(salen);
+    peer_name(sa, peer, sizeof(peer));
+    client_accept(l->pool, fd, peer);
+}
+
+static void accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+    struct listener *l = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+
+    RZ_UNUSED(ev);
+    /* EMFILE and friends: keep listening; the next accept may succeed once
+     * a connection closes. */
+    log_warn(l->pool->name, "accept on %s failed: %s", l->addr, evutil_socket_error_to_string(e));
+}
+
+static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, size_t errlen)
+{
+    struct stat st;
+
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun->sun_path)) {
+        snprintf(err, errlen, "unix socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sun->sun_path, path);
+    /* A socket file left by a previous run would make bind fail; anything
+     * else at that path is not ours to remove. */
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    return 0;
+}
+
+struct listener *listener_new(struct pool *p, const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    struct listener *l;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strncmp(addr, "unix:", 5) == 0) {
+        if (unix_sockaddr(addr + 5, (struct sockaddr_un *)&ss, err, errlen) < 0)
+            return NULL;
+        sslen = sizeof(struct sockaddr_un);
+    } else if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+        snprintf(err, errlen, "listen %s: not an IP address and port", addr);
+        return NULL;
+    }
+    l = xcalloc(1, sizeof(*l));
+    l->pool = p;
+    l->addr = xstrdup(addr);
+    l->ev = evconnlistener_new_bind(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
+                                    (struct sockaddr *)&ss, sslen);
+    if (l->ev == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        free(l->addr);
+        free(l);
+        return NULL;
+    }
+    if (strncmp(addr, "unix:", 5) == 0)
+        l->unix_path = xstrdup(addr + 5);
+    evconnlistener_set_error_cb(l->ev, accept_error_cb);
+    return l;
+}
+
+void listener_free(struct listener *l)
+{
+    if (l == NULL)
+        return;
+    evconnlistener_free(l->ev);
+    if (l->unix_path != NULL) {
+        unlink(l->unix_path);
+        free(l->unix_path);
+    }
+    free(l->addr);
+    free(l);
+}

@@ -1,0 +1,219 @@
+/*
+ * rzproxy: main, signals and the process lifecycle.
+ *
+ *   rzproxy FILE               run with the configuration in FILE
+ *   rzproxy --test-conf FILE   check FILE and exit (0 = good)
+ *
+ * One thread runs one libevent loop that owns every socket.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "client.h"
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "proxy.h"
+
+struct proxy proxy;
+
+static struct event *sig_term, *sig_int, *sig_hup;
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "Usage: rzproxy FILE\n"
+            "       rzproxy --test-conf FILE\n"
+            "       rzproxy --version | --help\n"
+            "\n"
+            "A Redis sidecar proxy: listens locally, speaks RESP, and forwards every\n"
+            "command to the current master of each configured pool.\n"
+            "See conf/rzproxy.conf for every directive.\n");
+}
+
+static void shutdown_begin(const char *why)
+{
+    if (proxy.shutting_down)
+        return;
+    proxy.shutting_down = 1;
+    proxy.shutdown_deadline_ms = util_now_ms() + (uint64_t)proxy.conf->shutdown_timeout_ms;
+    log_notice(NULL, "%s: no longer accepting; waiting up to %d ms for outstanding replies",
+               why, proxy.conf->shutdown_timeout_ms);
+    for (int i = 0; i < proxy.npools; i++)
+        pool_stop_listening(proxy.pools[i]);
+    client_shutdown_begin();
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    char err[256];
+
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    if (sig == SIGHUP) {
+        /* Reopen the log so logrotate works; full reload comes later. */
+        if (log_open(proxy.conf->logfile, err, sizeof(err)) < 0)
+            log_error(NULL, "SIGHUP: %s", err);
+        else
+            log_notice(NULL, "SIGHUP: log reopened");
+        return;
+    }
+    shutdown_begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void cron_cb(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t now = util_now_ms();
+
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    client_cron(now);
+    for (int i = 0; i < proxy.npools; i++)
+        pool_cron(proxy.pools[i], now);
+    if (!proxy.shutting_down)
+        return;
+    if (client_all_idle()) {
+        log_notice(NULL, "all replies delivered, exiting");
+        event_base_loopexit(proxy.base, NULL);
+    } else if (now >= proxy.shutdown_deadline_ms) {
+        log_warn(NULL, "shutdown-timeout reached with replies outstanding, exiting");
+        event_base_loopexit(proxy.base, NULL);
+    }
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *fp;
+
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    fp = fopen(path, "w");
+    if (fp == NULL) {
+        log_error(NULL, "cannot write pidfile %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(fp, "%d\n", (int)getpid());
+    fclose(fp);
+    return 0;
+}
+
+static int start(void)
+{
+    char err[512];
+    struct timeval tv = { 0, 100 * 1000 };
+
+    proxy.base = event_base_new();
+    if (proxy.base == NULL) {
+        log_error(NULL, "cannot create the event loop");
+        return -1;
+    }
+    client_init_loop();
+    proxy.npools = proxy.conf->npools;
+    proxy.pools = xcalloc((size_t)proxy.npools, sizeof(*proxy.pools));
+    for (int i = 0; i < proxy.npools; i++) {
+        proxy.pools[i] = pool_new(&proxy.conf->pools[i], err, sizeof(err));
+        if (proxy.pools[i] == NULL || pool_listen(proxy.pools[i], err, sizeof(err)) < 0) {
+            log_error(proxy.conf->pools[i].name, "%s", err);
+            return -1;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sig_term = evsignal_new(proxy.base, SIGTERM, signal_cb, NULL);
+    sig_int = evsignal_new(proxy.base, SIGINT, signal_cb, NULL);
+    sig_hup = evsignal_new(proxy.base, SIGHUP, signal_cb, NULL);
+    evsignal_add(sig_term, NULL);
+    evsignal_add(sig_int, NULL);
+    evsignal_add(sig_hup, NULL);
+    proxy.cron = event_new(proxy.base, -1, EV_PERSIST, cron_cb, NULL);
+    event_add(proxy.cron, &tv);
+    return write_pidfile(proxy.conf->pidfile);
+}
+
+/* Free everything, so valgrind and ASan see a clean exit. Backends go
+ * before clients: closing a backend settles its owners' outstanding count. */
+static void stop(void)
+{
+    for (int i = 0; i < proxy.npools; i++) {
+        if (proxy.pools[i] != NULL)
+            pool_free(proxy.pools[i]);
+    }
+    free(proxy.pools);
+    client_free_all();
+    if (proxy.cron)
+        event_free(proxy.cron);
+    if (sig_term) {
+        event_free(sig_term);
+        event_free(sig_int);
+        event_free(sig_hup);
+    }
+    if (proxy.dns)
+        evdns_base_free(proxy.dns, 0);
+    if (proxy.base)
+        event_base_free(proxy.base);
+    if (proxy.conf->pidfile && proxy.conf->pidfile[0])
+        unlink(proxy.conf->pidfile);
+    conf_free(proxy.conf);
+    free(proxy.conf);
+}
+
+int main(int argc, char **argv)
+{
+    static struct conf conf;
+    char err[512];
+    const char *path;
+    int test_only = 0, rc = 0;
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-v") == 0)) {
+        printf("rzproxy %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "--test-conf") == 0) {
+        test_only = 1;
+        path = argv[2];
+    } else if (argc == 2 && argv[1][0] != '-') {
+        path = argv[1];
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    if (conf_load(path, &conf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "rzproxy: %s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("rzproxy: configuration %s is valid (%d pool%s)\n", path, conf.npools,
+               conf.npools == 1 ? "" : "s");
+        conf_free(&conf);
+        return 0;
+    }
+    proxy.conf = xmalloc(sizeof(*proxy.conf));
+    *proxy.conf = conf;
+    log_set_level((enum log_level)conf.loglevel);
+    if (log_open(conf.logfile, err, sizeof(err)) < 0) {
+        fprintf(stderr, "rzproxy: %s\n", err);
+        return 1;
+    }
+    proxy.start_ms = util_now_ms();
+    log_notice(NULL, "rzproxy %s starting, pid %d, configuration %s", PACKAGE_VERSION,
+               (int)getpid(), path);
+    if (start() < 0) {
+        rc = 1;
+    } else {
+        event_base_dispatch(proxy.base);
+        log_notice(NULL, "bye");
+    }
+    stop();
+    return rc;
+}

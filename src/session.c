@@ -1,0 +1,204 @@
+#include "session.h"
+#include "resp.h"
+
+#include <string.h>
+
+void session_init(struct session *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->proto = 2;
+}
+
+static void expect_pubsub(struct session *s, const struct cmd_info *ci,
+                          const struct resp_request *req, struct session_expect *exp)
+{
+    int nargs = req->argc - 1;
+
+    exp->pubsub = (uint8_t)ci->pubsub;
+    exp->flags |= SESSION_EXP_PUBSUB;
+    s->pubsub_inflight++;
+    if (nargs > 0) {
+        /* Redis confirms every argument, duplicates included. */
+        exp->kind = SESSION_EXPECT_CONFIRMS;
+        exp->n = (uint32_t)nargs;
+    } else if (ci->pubsub == CMD_PS_UNSUBSCRIBE || ci->pubsub == CMD_PS_PUNSUBSCRIBE ||
+               ci->pubsub == CMD_PS_SUNSUBSCRIBE) {
+        /* One confirmation per subscription of that kind, or exactly one
+         * (count unchanged) when there are none: either way it ends when
+         * that kind's count reaches zero. */
+        exp->kind = SESSION_EXPECT_UNSUB_ALL;
+    } else {
+        /* SUBSCRIBE without arguments: the server answers one error. */
+        exp->kind = SESSION_EXPECT_CONFIRMS;
+        exp->n = 1;
+    }
+}
+
+void session_on_send(struct session *s, const struct cmd_info *ci,
+                     const struct resp_request *req, struct session_expect *exp)
+{
+    unsigned f = ci->flags;
+
+    memset(exp, 0, sizeof(*exp));
+    exp->kind = SESSION_EXPECT_ONE;
+
+    if (f & CMD_EXEC) {
+        s->multi = 0;
+        s->watch = 0;
+        return;
+    }
+    if (f & CMD_RESET) {
+        s->multi = 0;
+        s->watch = 0;
+        exp->flags |= SESSION_EXP_RESET;
+        return;
+    }
+    if (s->multi) {
+        /* Inside MULTI the server queues commands (+QUEUED): no blocking,
+         * no subscriptions until EXEC. WATCH inside MULTI is an error. */
+        return;
+    }
+    if (f & CMD_MULTI)
+        s->multi = 1;
+    if (f & CMD_WATCH)
+        s->watch = 1;
+    if (f & CMD_UNWATCH)
+        s->watch = 0;
+    if (f & CMD_RAW)
+        s->raw = 1;
+    if (f & CMD_BLOCKING) {
+        exp->flags |= SESSION_EXP_BLOCKING;
+        s->blocking++;
+    }
+    if (f & CMD_HELLO) {
+        exp->flags |= SESSION_EXP_HELLO;
+        if (strcmp(req->arg1, "2") == 0)
+            exp->proto = 2;
+        else if (strcmp(req->arg1, "3") == 0)
+            exp->proto = 3;
+    }
+    if (f & CMD_PUBSUB)
+        expect_pubsub(s, ci, req, exp);
+}
+
+static int is_message_kind(const struct resp_reply_info *ri)
+{
+    return (ri->kindlen == 7 && memcmp(ri->kind, "message", 7) == 0) ||
+           (ri->kindlen == 8 && memcmp(ri->kind, "pmessage", 8) == 0) ||
+           (ri->kindlen == 8 && memcmp(ri->kind, "smessage", 8) == 0);
+}
+
+/* Apply the subscription count a confirmation reports. Non-shard kinds
+ * report channels + patterns together, so each kind's own count moves by
+ * the difference to the previous total. */
+static void apply_confirm(struct session *s, enum cmd_pubsub kind, long long count)
+{
+    long long delta = count - s->sub_total;
+
+    switch (kind) {
+    case CMD_PS_SUBSCRIBE:
+    case CMD_PS_UNSUBSCRIBE:
+        s->channels += delta;
+        s->sub_total = count;
+        break;
+    case CMD_PS_PSUBSCRIBE:
+    case CMD_PS_PUNSUBSCRIBE:
+        s->patterns += delta;
+        s->sub_total = count;
+        break;
+    case CMD_PS_SSUBSCRIBE:
+    case CMD_PS_SUNSUBSCRIBE:
+        s->shard = count;
+        break;
+    case CMD_PS_NONE:
+        break;
+    }
+    if (s->channels < 0)
+        s->channels = 0;
+    if (s->patterns < 0)
+        s->patterns = 0;
+}
+
+static long long count_of(const struct session *s, enum cmd_pubsub kind)
+{
+    switch (kind) {
+    case CMD_PS_UNSUBSCRIBE:
+        return s->channels;
+    case CMD_PS_PUNSUBSCRIBE:
+        return s->patterns;
+    case CMD_PS_SUNSUBSCRIBE:
+        return s->shard;
+    default:
+        return 0;
+    }
+}
+
+/* The head command is answered: undo what it held. */
+static void complete(struct session *s, const struct session_expect *head,
+                     const struct resp_reply_info *ri)
+{
+    int is_error = ri->type == '-' || ri->type == '!';
+
+    if ((head->flags & SESSION_EXP_BLOCKING) && s->blocking > 0)
+        s->blocking--;
+    if ((head->flags & SESSION_EXP_PUBSUB) && s->pubsub_inflight > 0)
+        s->pubsub_inflight--;
+    if ((head->flags & SESSION_EXP_HELLO) && head->proto != 0 && !is_error)
+        s->proto = head->proto;
+    if ((head->flags & SESSION_EXP_RESET) && !is_error) {
+        int raw = s->raw;
+        session_init(s);
+        s->raw = raw;   /* RESET does not turn MONITOR's stream back into replies */
+    }
+}
+
+static enum session_reply on_confirm(struct session *s, struct session_expect *head,
+                                     enum cmd_pubsub kind, const struct resp_reply_info *ri)
+{
+    if (ri->has_count)
+        apply_confirm(s, kind, ri->count);
+    if (head->kind == SESSION_EXPECT_CONFIRMS) {
+        if (head->n > 0)
+            head->n--;
+        if (head->n > 0)
+            return SESSION_REPLY_PART;
+    } else if (count_of(s, kind) > 0) {
+        return SESSION_REPLY_PART;
+    }
+    complete(s, head, ri);
+    return SESSION_REPLY_DONE;
+}
+
+enum session_reply session_on_reply(struct session *s, struct session_expect *head,
+                                    const struct resp_reply_info *ri)
+{
+    int aggregate = ri->type == '*' || ri->type == '>';
+    int pubsub_mode = s->pubsub_inflight > 0 || session_subscribed(s);
+
+    if (aggregate && (ri->type == '>' || (s->proto == 2 && pubsub_mode))) {
+        enum cmd_pubsub kind = cmd_pubsub_kind(ri->kind, ri->kindlen);
+
+        if (head != NULL && head->kind != SESSION_EXPECT_ONE && kind != CMD_PS_NONE &&
+            kind == (enum cmd_pubsub)head->pubsub)
+            return on_confirm(s, head, kind, ri);
+        /* RESP3 pushes never answer a command; in RESP2 pub/sub mode only
+         * published messages arrive unasked. */
+        if (ri->type == '>' || is_message_kind(ri))
+            return SESSION_REPLY_OOB;
+    }
+    if (head == NULL)
+        return SESSION_REPLY_STRAY;
+    complete(s, head, ri);
+    return SESSION_REPLY_DONE;
+}
+
+int session_subscribed(const struct session *s)
+{
+    return s->sub_total > 0 || s->channels > 0 || s->patterns > 0 || s->shard > 0;
+}
+
+int session_tied(const struct session *s)
+{
+    return s->multi || s->watch || s->raw || s->blocking > 0 || s->pubsub_inflight > 0 ||
+           session_subscribed(s);
+}

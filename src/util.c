@@ -1,0 +1,179 @@
+#include "util.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void oom(size_t size)
+{
+    log_write(LOGL_ERROR, NULL, "out of memory allocating %zu bytes, aborting", size);
+    abort();
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *old, size_t size)
+{
+    void *p = realloc(old, size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+uint64_t util_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int util_parse_size(const char *s, uint64_t *out)
+{
+    static const struct { const char *suffix; uint64_t mul; } units[] = {
+        { "", 1 }, { "b", 1 }, { "k", 1000 }, { "kb", 1024 },
+        { "m", 1000 * 1000 }, { "mb", 1024 * 1024 },
+        { "g", 1000ull * 1000 * 1000 }, { "gb", 1024ull * 1024 * 1024 },
+    };
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mul)
+                return -1;
+            *out = v * units[i].mul;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_port(const char *p, int *port)
+{
+    char *end;
+    long v;
+
+    if (*p == '\0' || !isdigit((unsigned char)*p))
+        return -1;
+    errno = 0;
+    v = strtol(p, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1 || v > 65535)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int util_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
+                        char *err, size_t errlen)
+{
+    const char *colon, *hs = s, *he;
+
+    if (s[0] == '[') {
+        he = strchr(s, ']');
+        if (he == NULL || he[1] != ':') {
+            snprintf(err, errlen, "bad address '%s': expected [ipv6]:port", s);
+            return -1;
+        }
+        hs = s + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL) {
+            snprintf(err, errlen, "bad address '%s': expected host:port or [ipv6]:port", s);
+            return -1;
+        }
+        he = colon;
+    }
+    if (he == hs || (size_t)(he - hs) >= hostlen) {
+        snprintf(err, errlen, "bad address '%s': empty or too long host", s);
+        return -1;
+    }
+    if (parse_port(colon + 1, port) != 0) {
+        snprintf(err, errlen, "bad address '%s': port must be 1-65535", s);
+        return -1;
+    }
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    return 0;
+}
+
+void util_escape(const char *in, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    if (outlen == 0)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        char tmp[5];
+        size_t n;
+
+        if (ch == '\\' || ch == '"')
+            n = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", ch);
+        else if (isprint(ch))
+            n = (size_t)snprintf(tmp, sizeof(tmp), "%c", ch);
+        else
+            n = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
+        if (o + n + 4 > outlen) {   /* keep room for "..." and NUL */
+            if (o + 4 <= outlen) {
+                memcpy(out + o, "...", 3);
+                o += 3;
+            }
+            break;
+        }
+        memcpy(out + o, tmp, n);
+        o += n;
+    }
+    out[o] = '\0';
+}
+
+size_t util_lower(char *dst, size_t dstlen, const char *src, size_t n)
+{
+    size_t i;
+
+    if (dstlen == 0)
+        return 0;
+    if (n > dstlen - 1)
+        n = dstlen - 1;
+    for (i = 0; i < n; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = '\0';
+    return i;
+}

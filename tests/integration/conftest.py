@@ -1,0 +1,705 @@
+"""
+Fixtures and helpers for the rzproxy integration suite.
+
+Every process a test needs (redis-server, rzproxy) is started here on a free
+loopback port and stopped here by pid, also when the test fails.  Nothing
+ever talks to an address other than 127.0.0.1.
+
+Environment:
+  RZPROXY         path of the daemon (default: <repo>/src/rzproxy)
+  RZ_SRCDIR       repo top (set by `make check`)
+  RZ_TEST_DIRECT  if "1", the "proxy" fixtures hand out the redis-server
+                  itself instead of an rzproxy in front of it.  Tests that
+                  need the proxy (PROXY INFO, limits, connection counts...)
+                  skip.  Used to check that the tests themselves are right.
+"""
+
+import atexit
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get("RZ_SRCDIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
+RZPROXY = os.environ.get("RZPROXY") or os.path.join(SRCDIR, "src", "rzproxy")
+DIRECT = os.environ.get("RZ_TEST_DIRECT") == "1"
+
+ADMIN_NAME = "rztest-admin"       # CLIENT SETNAME of our own direct connections
+LOCALHOST = "127.0.0.1"
+
+_spawned = {}                     # pid -> Popen, safety net for atexit
+
+
+def _atexit_kill():
+    for pid, proc in list(_spawned.items()):
+        if proc.poll() is None:
+            try:
+                proc.kill()
+                proc.wait(timeout=5)
+            except Exception:
+                pass
+
+
+atexit.register(_atexit_kill)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "proxy_only: needs a real rzproxy (skipped with RZ_TEST_DIRECT=1)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome so fixtures can tell if the test body failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not DIRECT:
+        return
+    skip = pytest.mark.skip(reason="RZ_TEST_DIRECT=1: test needs the real proxy")
+    for item in items:
+        if "proxy_only" in item.keywords:
+            item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------
+# ports and waiting
+# --------------------------------------------------------------------------
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((LOCALHOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until truthy; bounded in time and in iterations."""
+    deadline = time.monotonic() + timeout
+    max_iter = int(timeout / interval) + 10
+    last = None
+    for _ in range(max_iter):
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last=%r)" % (timeout, what, last))
+
+
+def port_open(port):
+    try:
+        s = socket.create_connection((LOCALHOST, port), timeout=0.5)
+    except OSError:
+        return False
+    s.close()
+    return True
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _stop_process(proc, timeout=5.0):
+    """SIGTERM, bounded wait, then SIGKILL. Returns the exit code."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    _spawned.pop(proc.pid, None)
+    return proc.returncode
+
+
+def _tail(path, n=40):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------
+# redis-server
+# --------------------------------------------------------------------------
+
+class RedisServer:
+    def __init__(self, workdir, port=None, extra_args=()):
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.logpath = os.path.join(workdir, "redis-%d.log" % self.port)
+
+    def start(self, wait=True):
+        os.makedirs(self.workdir, exist_ok=True)
+        args = ["redis-server", "--port", str(self.port), "--bind", LOCALHOST,
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--dir", self.workdir, "--enable-debug-command", "yes",
+                "--protected-mode", "no"] + self.extra_args
+        self.log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        _spawned[self.proc.pid] = self.proc
+        if wait:
+            wait_for(lambda: self._ready(), timeout=10, what="redis-server on %d" % self.port)
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("redis-server exited (%s):\n%s" % (self.proc.returncode, _tail(self.logpath)))
+        return port_open(self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def client(self, **kw):
+        """A direct connection to this redis-server (bypassing the proxy)."""
+        kw.setdefault("socket_timeout", 10)
+        kw.setdefault("client_name", ADMIN_NAME)
+        return redis.Redis(host=LOCALHOST, port=self.port, **kw)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        _spawned.pop(self.proc.pid, None)
+
+    def stop(self):
+        if self.proc is not None:
+            _stop_process(self.proc)
+        try:
+            self.log.close()
+        except Exception:
+            pass
+
+    def backend_clients(self, admin=None):
+        """CLIENT LIST entries that are not ours (i.e. the proxy's)."""
+        own = admin or self.client()
+        try:
+            return [c for c in own.client_list() if c.get("name") != ADMIN_NAME]
+        finally:
+            if admin is None:
+                own.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server for the whole session; tests FLUSHALL via `r`."""
+    srv = RedisServer(str(tmp_path_factory.mktemp("redis-session"))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def r(redis_server):
+    """Direct admin connection to the session redis, flushed before the test."""
+    c = redis_server.client()
+    c.flushall()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def redis_factory(tmp_path):
+    """Start extra redis-servers for one test; all are stopped afterwards."""
+    started = []
+
+    def make(port=None, extra_args=(), start=True):
+        srv = RedisServer(str(tmp_path / ("redis-%d" % len(started))), port=port, extra_args=extra_args)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------
+# rzproxy
+# --------------------------------------------------------------------------
+
+class Proxy:
+    """A running rzproxy (or, with RZ_TEST_DIRECT=1, the redis-server itself)."""
+
+    def __init__(self, port, proc=None, confpath=None, logpath=None, unix_path=None, options=None):
+        self.port = port
+        self.proc = proc
+        self.confpath = confpath
+        self.logpath = logpath
+        self.unix_path = unix_path
+        self.options = options or {}
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is None or self.proc.poll() is None
+
+    def client(self, **kw):
+        kw.setdefault("socket_timeout", 10)
+        return redis.Redis(host=LOCALHOST, port=self.port, **kw)
+
+    def raw(self, timeout=10.0):
+        return RespConn.tcp(self.port, timeout=timeout)
+
+    def log_tail(self, n=40):
+        return _tail(self.logpath, n) if self.logpath else ""
+
+    def terminate(self, timeout=10.0):
+        """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
+        if self.proc is None:
+            return 0
+        self.expect_exit = True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+        finally:
+            _spawned.pop(self.proc.pid, None)
+
+
+def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals_=None, pool=None):
+    g = {
+        "loglevel": "notice",
+        "maxclients": "10000",
+        "timeout": "0",
+        "client-query-buffer-limit": "1gb",
+        "output-buffer-limit": "4mb",
+    }
+    g.update(globals_ or {})
+    p = {
+        "backend-sharing": sharing,
+        "backend-connections": "2",
+        "connect-timeout": "1000",
+    }
+    p.update(pool or {})
+    lines = ["# written by tests/integration/conftest.py"]
+    lines += ["%s %s" % (k, v) for k, v in g.items()]
+    lines += ["", "pool main", "  listen %s:%d" % (LOCALHOST, listen_port)]
+    if unix_path:
+        lines.append("  listen unix:%s" % unix_path)
+    lines.append("  master %s" % master)
+    lines += ["  %s %s" % (k, v) for k, v in p.items()]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def proxy_factory(tmp_path, request):
+    """make(redis_or_port, sharing="yes", unix=False, globals_=..., pool=...) -> Proxy.
+
+    Teardown stops every proxy with SIGTERM and fails the test if one of them
+    died on its own during the test (crash) or did not exit on SIGTERM.
+    """
+    started = []
+
+    def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True):
+        master_port = master if isinstance(master, int) else master.port
+        if DIRECT:
+            return Proxy(master_port)
+        n = len(started)
+        port = free_port()
+        unix_path = str(tmp_path / ("rz%d.sock" % n)) if unix else None
+        conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port, "%s:%d" % (LOCALHOST, master_port),
+                          sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool)
+        logpath = str(tmp_path / ("rzproxy%d.log" % n))
+        if not os.access(RZPROXY, os.X_OK):
+            pytest.fail("rzproxy binary not found/executable at %s (set RZPROXY)" % RZPROXY)
+        log = open(logpath, "ab")
+        proc = subprocess.Popen([RZPROXY, conf], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        log.close()
+        _spawned[proc.pid] = proc
+        px = Proxy(port, proc, conf, logpath, unix_path, {"sharing": sharing})
+        started.append(px)
+        if wait:
+            def ready():
+                if proc.poll() is not None:
+                    raise AssertionError("rzproxy exited with %s during startup:\n%s"
+                                         % (proc.returncode, _tail(logpath)))
+                return port_open(port)
+            wait_for(ready, timeout=10, what="rzproxy listening on %d" % port)
+        return px
+
+    yield make
+
+    problems = []
+    for px in started:
+        if px.proc is None:
+            continue
+        rc_before = px.proc.poll()
+        body_failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+        if rc_before is not None and not getattr(px, "expect_exit", False) and not body_failed:
+            problems.append("rzproxy pid %d died during the test (exit %s)" % (px.pid, rc_before))
+        if rc_before is not None and body_failed and not getattr(px, "expect_exit", False):
+            print("NOTE: rzproxy pid %d died during the test (exit %s)" % (px.pid, rc_before))
+        rc = px.terminate() if rc_before is None else rc_before
+        if rc_before is None and rc is None:
+            problems.append("rzproxy pid %d did not exit within 10s of SIGTERM" % px.pid)
+        elif rc_before is None and rc < 0:
+            problems.append("rzproxy pid %d killed by signal %d after SIGTERM" % (px.pid, -rc))
+        print("---- rzproxy log %s (tail) ----\n%s" % (px.logpath, px.log_tail()))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture(params=["yes", "no"], ids=["shared", "pinned"])
+def sharing(request):
+    return request.param
+
+
+@pytest.fixture
+def proxy(proxy_factory, redis_server, r, sharing):
+    """An rzproxy in front of the session redis (flushed), in both sharing modes."""
+    return proxy_factory(redis_server, sharing=sharing)
+
+
+# --------------------------------------------------------------------------
+# raw RESP client
+# --------------------------------------------------------------------------
+
+class Status(str):
+    """'+' simple string"""
+
+
+class Error(str):
+    """'-' error"""
+
+
+class Push(list):
+    """RESP3 '>' push"""
+
+
+class RSet(list):
+    """RESP3 '~' set"""
+
+
+class Map(list):
+    """RESP3 '%' map, as a list of (key, value) pairs"""
+
+    def todict(self):
+        return {_hashable(k): v for k, v in self}
+
+
+class Attr(list):
+    """RESP3 '|' attribute"""
+
+
+class Verbatim(bytes):
+    """RESP3 '=' verbatim string (format prefix kept off)"""
+
+
+def _hashable(x):
+    if isinstance(x, list):
+        return tuple(_hashable(i) for i in x)
+    return x
+
+
+class Incomplete(Exception):
+    pass
+
+
+class ProtocolViolation(Exception):
+    pass
+
+
+def parse_reply(buf, pos):
+    """Parse one RESP2/RESP3 reply from buf[pos:]. Returns (value, newpos)."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise Incomplete
+    t = buf[pos:pos + 1]
+    line = bytes(buf[pos + 1:end])
+    nxt = end + 2
+    if t == b"+":
+        return Status(line.decode("utf-8", "replace")), nxt
+    if t == b"-":
+        return Error(line.decode("utf-8", "replace")), nxt
+    if t == b":":
+        return int(line), nxt
+    if t == b"(":
+        return int(line), nxt
+    if t == b",":
+        return float(line), nxt
+    if t == b"#":
+        return line == b"t", nxt
+    if t == b"_":
+        return None, nxt
+    if t in (b"$", b"=", b"!"):
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        if len(buf) < nxt + n + 2:
+            raise Incomplete
+        data = bytes(buf[nxt:nxt + n])
+        if buf[nxt + n:nxt + n + 2] != b"\r\n":
+            raise ProtocolViolation("bulk not followed by CRLF at %d" % (nxt + n))
+        if t == b"=":
+            return Verbatim(data[4:]), nxt + n + 2
+        if t == b"!":
+            return Error(data.decode("utf-8", "replace")), nxt + n + 2
+        return data, nxt + n + 2
+    if t in (b"*", b"~", b">", b"%", b"|"):
+        n = int(line)
+        if n < 0:
+            return None, nxt
+        count = n * 2 if t in (b"%", b"|") else n
+        items = []
+        p = nxt
+        for _ in range(count):
+            v, p = parse_reply(buf, p)
+            items.append(v)
+        if t == b"*":
+            return items, p
+        if t == b"~":
+            return RSet(items), p
+        if t == b">":
+            return Push(items), p
+        pairs = list(zip(items[0::2], items[1::2]))
+        if t == b"%":
+            return Map(pairs), p
+        # attribute: return it followed by the actual reply
+        v, p = parse_reply(buf, p)
+        return v, p
+    raise ProtocolViolation("unknown RESP type byte %r at %d: %r" % (t, pos, bytes(buf[pos:pos + 40])))
+
+
+def encode(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Closed(Exception):
+    pass
+
+
+class RespConn:
+    """A blocking raw socket speaking RESP, with a byte-level view of replies."""
+
+    def __init__(self, sock, timeout=10.0):
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.pos = 0
+        self.eof = False
+
+    @classmethod
+    def tcp(cls, port, timeout=10.0):
+        s = socket.create_connection((LOCALHOST, port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(s, timeout)
+
+    @classmethod
+    def unix(cls, path, timeout=10.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(path)
+        return cls(s, timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    # ---- sending
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def cmd(self, *args):
+        """Send one multibulk command (no read)."""
+        self.send(encode(*args))
+
+    def call(self, *args, timeout=None):
+        self.cmd(*args)
+        return self.read_reply(timeout)
+
+    # ---- receiving
+    def _fill(self, deadline):
+        if self.eof:
+            raise Closed("connection closed by peer; unparsed: %r" % bytes(self.buf[self.pos:self.pos + 200]))
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("timed out; have %d unparsed bytes: %r"
+                                 % (len(self.buf), bytes(self.buf[:200])))
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 20)
+        except ConnectionResetError:
+            data = b""
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not data:
+            self.eof = True
+            raise Closed("connection closed by peer; unparsed: %r" % bytes(self.buf[:200]))
+        self.buf += data
+
+    def read_reply(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            try:
+                v, p = parse_reply(self.buf, self.pos)
+            except Incomplete:
+                v = p = None
+            if p is None:
+                self._fill(deadline)
+                continue
+            self.pos = p
+            return v
+
+    def read_raw_reply(self, timeout=None):
+        """Bytes of exactly one complete reply."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while True:
+            try:
+                _, p = parse_reply(self.buf, self.pos)
+            except Incomplete:
+                p = None
+            if p is None:
+                self._fill(deadline)
+                continue
+            raw = bytes(self.buf[self.pos:p])
+            self.pos = p
+            return raw
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while len(self.buf) - self.pos < n:
+            self._fill(deadline)
+        raw = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return raw
+
+    def read_all_until_close(self, timeout=5.0, limit=1 << 20):
+        """Read until EOF (bounded). Returns (bytes, closed?)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._fill(deadline)
+            except Closed:
+                return bytes(self.buf[self.pos:]), True
+            except (socket.timeout, TimeoutError):
+                return bytes(self.buf[self.pos:]), False
+            if len(self.buf) - self.pos > limit:
+                return bytes(self.buf[self.pos:]), False
+
+    def pending(self):
+        return bytes(self.buf[self.pos:])
+
+    def is_closed(self, timeout=3.0):
+        """True if the peer closes the connection within timeout (data before EOF is ignored)."""
+        _, closed = self.read_all_until_close(timeout)
+        return closed
+
+    def nothing_pending(self, wait=0.2):
+        """True if no bytes arrive within `wait` seconds and the connection is still open."""
+        if len(self.buf) > self.pos:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            return True
+        except ConnectionResetError:
+            data = b""
+        finally:
+            self.sock.settimeout(self.timeout)
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
+        return False
+
+
+def expect_bytes(conn, expected, timeout=30.0, what="replies"):
+    """Read len(expected) bytes and compare; on mismatch, point at the first bad reply."""
+    try:
+        got = conn.read_exact(len(expected), timeout=timeout)
+    except (Closed, socket.timeout, TimeoutError) as e:
+        got = conn.pending()
+        raise AssertionError("%s: wanted %d bytes, got %d before %s; first difference: %s"
+                             % (what, len(expected), len(got), type(e).__name__, first_diff(expected, got))) from None
+    if got != expected:
+        raise AssertionError("%s differ: %s" % (what, first_diff(expected, got)))
+
+
+def split_replies(data):
+    out = []
+    pos = 0
+    while pos < len(data):
+        try:
+            _, p = parse_reply(data, pos)
+        except (Incomplete, ProtocolViolation, ValueError):
+            out.append(bytes(data[pos:]))
+            break
+        out.append(bytes(data[pos:p]))
+        pos = p
+    return out
+
+
+def first_diff(expected, got):
+    e = split_replies(expected)
+    g = split_replies(got)
+    for i, (a, b) in enumerate(zip(e, g)):
+        if a != b:
+            return "reply #%d: expected %r, got %r" % (i, a[:120], b[:120])
+    if len(e) != len(g):
+        return "expected %d replies, got %d (last got: %r)" % (len(e), len(g), g[-1][:120] if g else b"")
+    return "identical"
+
+
+def bulk(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def rand_bytes(n, seed):
+    return random.Random(seed).randbytes(n)

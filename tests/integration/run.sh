@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Integration suite entry point, run by `make check` (automake TESTS).
+#
+#   RZ_SRCDIR  repo top (set by make check; default: two levels up from here)
+#   RZPROXY    the daemon under test (set by make check; default $RZ_SRCDIR/src/rzproxy)
+#
+# Extra arguments go to pytest, e.g. tests/integration/run.sh -k pipeline -x
+# Exit status is pytest's, except that "no tests collected" (5) is a failure.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd) || exit 99
+top=${RZ_SRCDIR:-$(cd "$here/../.." && pwd)}
+top=$(cd "$top" && pwd) || exit 99
+export RZ_SRCDIR="$top"
+export RZPROXY="${RZPROXY:-$top/src/rzproxy}"
+# the source tree may be read-only (make distcheck): no bytecode, no cache
+export PYTHONDONTWRITEBYTECODE=1
+
+if [ "${RZ_TEST_DIRECT:-0}" != 1 ] && [ ! -x "$RZPROXY" ]; then
+	echo "run.sh: rzproxy binary not found or not executable: $RZPROXY" >&2
+	exit 1
+fi
+
+cd "$top" || exit 99
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfEs tests/integration "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+	echo "run.sh: pytest collected no tests" >&2
+	exit 1
+fi
+exit "$rc"
