@@ -14,10 +14,12 @@
  * connection every byte goes to the one owner, and the scan only tracks
  * state (pub/sub confirmations, blocking calls).
  *
- * Backpressure: when the owner of a pinned connection has more than
- * output-buffer-limit unsent, reading stops (paused_for) until its socket
- * drains; a shared connection never pauses (see throttle()). Clients that
- * want to send while our output is over the limit wait in `waiters`.
+ * Backpressure: when an owner has more than output-buffer-limit unsent,
+ * reading stops (paused_for) until its socket drains. On a shared connection
+ * that delays the owners queued behind it, so pool_cron() disconnects an
+ * owner that keeps a shared connection paused longer than
+ * output-stall-timeout. Clients that want to send while our output is over
+ * the limit wait in `waiters`.
  */
 #include "backend.h"
 
@@ -137,8 +139,20 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
                   const struct session_expect *exp)
 {
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
-    if (!be->raw)
+    if (exp != NULL)
         q_push(be, c, exp);
+}
+
+void backend_set_raw(struct backend *be)
+{
+    if (be->pinned == NULL) {
+        log_error(be->pool->name, "backend %llu: raw mode on a shared connection (bug)",
+                  (unsigned long long)be->id);
+        return;
+    }
+    be->raw = 1;
+    be->qlen = 0;
+    client_replies_untracked(be->pinned);
 }
 
 int backend_output_full(const struct backend *be)
@@ -192,6 +206,7 @@ static void pause_for(struct backend *be, struct client *c)
     if (c->paused != NULL && c->paused != be)
         backend_resume(c->paused);
     be->paused_for = c;
+    be->paused_since_ms = util_now_ms();
     c->paused = be;
     bufferevent_disable(be->bev, EV_READ);
 }
@@ -209,29 +224,6 @@ void backend_resume(struct backend *be)
      * announce them. */
     if (evbuffer_get_length(bufferevent_get_input(be->bev)) > 0)
         bufferevent_trigger(be->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/*
- * The owner's output just grew. A pinned connection stops reading until the
- * owner catches up. A shared one must not: every other client behind it
- * would stall. The owner already stopped sending commands (client.c checks
- * output-buffer-limit before each), so only replies it asked for before can
- * still come; past the hard limit it is disconnected and they are dropped.
- */
-static void throttle(struct backend *be, struct client *owner)
-{
-    size_t have;
-
-    if (owner->bev == NULL)
-        return;
-    if (be->pinned != NULL) {
-        if (client_output_full(owner))
-            pause_for(be, owner);
-        return;
-    }
-    have = evbuffer_get_length(bufferevent_get_output(owner->bev));
-    if (have > proxy.conf->output_buffer_hard_limit)
-        client_close(owner, "%zu bytes of unsent replies, over output-buffer-hard-limit", have);
 }
 
 /* A whole reply has been scanned; its last bytes are the first `*pending`
@@ -258,7 +250,9 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
         q_pop(be);
         client_reply_done(owner);
     }
-    throttle(be, owner);
+    be->partial = NULL;
+    if (client_output_full(owner))
+        pause_for(be, owner);
     return 0;
 }
 
@@ -305,8 +299,10 @@ static void backend_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         client_deliver(owner, in, pending);
-        if (be->paused_for == NULL)
-            throttle(be, owner);
+        if (!be->raw)
+            be->partial = owner;
+        if (be->paused_for == NULL && client_output_full(owner))
+            pause_for(be, owner);
     }
 }
 
@@ -376,11 +372,14 @@ static void teardown(struct backend *be, const char *reason, int failure)
     }
     wake_waiters(be);
 
+    /* An owner that already got the start of a reply must not get an
+     * error appended to half a reply: it only sees the connection close. */
     while (be->qlen > 0) {
         struct client *owner = q_head(be)->owner;
 
         q_pop(be);
-        client_reply_failed(owner, was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
+        client_reply_failed(owner, owner == be->partial ? NULL
+                                   : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
         if (pinned == NULL)
             client_backend_closed(owner, was_connected, reason);
     }
@@ -398,7 +397,7 @@ void backend_close(struct backend *be, const char *reason)
     teardown(be, reason, 1);
 }
 
-void backend_release(struct backend *be)
+void backend_release(struct backend *be, const char *reason)
 {
-    teardown(be, "owner closed", 0);
+    teardown(be, reason, 0);
 }

@@ -46,6 +46,8 @@ struct backend {
     struct resp_scan scan;       /* reply framing state */
     int raw;                     /* replies no longer countable: forward as they come */
     struct client *paused_for;   /* reading stopped until this client's output drains */
+    uint64_t paused_since_ms;    /* when paused_for was set */
+    struct client *partial;      /* got the first part of the reply being read */
     TAILQ_HEAD(, client) waiters;/* clients waiting for our output to drain */
 };
 
@@ -53,10 +55,14 @@ struct backend {
  * or NULL for a shared connection in `slot`. */
 struct backend *backend_connect(struct pool *p, struct client *pinned, int slot);
 
-/* Move len bytes from the front of `from` to the master and record that c
- * owns the reply (unless the stream is raw). */
+/* Move len bytes from the front of `from` to the master and, unless exp is
+ * NULL (no reply expected), record that c owns the reply. */
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp);
+/* A pinned connection whose replies can no longer be counted (MONITOR, SYNC,
+ * replies switched off around a blocking call): from now on every byte goes
+ * to the owner as it comes, and nothing is outstanding. */
+void backend_set_raw(struct backend *be);
 
 /* Output to the master is over the limit: the caller must wait. */
 int backend_output_full(const struct backend *be);
@@ -69,7 +75,8 @@ void backend_resume(struct backend *be);
 /* Close after a failure: every outstanding reply's owner gets an error
  * first. The backend is freed before this returns. */
 void backend_close(struct backend *be, const char *reason);
-/* Close a pinned connection because its owner went away (not a failure). */
-void backend_release(struct backend *be);
+/* Close when nothing failed (the pinned owner went away, shutdown). Owners
+ * of outstanding replies are treated as in backend_close(). */
+void backend_release(struct backend *be, const char *reason);
 
 #endif

@@ -279,7 +279,7 @@ void client_close(struct client *c, const char *fmt, ...)
     /* A pinned connection is ours alone: close it now. Its FIFO names only
      * us, so backend_close() settles our outstanding count. */
     if (c->pinned && c->be != NULL)
-        backend_release(c->be);
+        backend_release(c->be, "client closed");
     if (c->outstanding == 0) {
         c->free_me = 1;
         schedule(c);
@@ -318,9 +318,11 @@ void client_deliver(struct client *c, struct evbuffer *from, size_t len)
 void client_reply_done(struct client *c)
 {
     if (c->outstanding == 0) {
-        log_error(c->pool->name, "client %llu: reply with nothing outstanding",
+        /* A bug, not bad input; it costs this client, not the process. */
+        log_error(c->pool->name, "client %llu: reply with nothing outstanding (bug)",
                   (unsigned long long)c->id);
-        abort();
+        client_close(c, "internal error: reply accounting");
+        return;
     }
     if (--c->outstanding > 0)
         return;
@@ -334,9 +336,16 @@ void client_reply_done(struct client *c)
     }
 }
 
+void client_replies_untracked(struct client *c)
+{
+    c->outstanding = 0;
+    if (c->state == CLIENT_WAIT_REPLIES)
+        schedule(c);
+}
+
 void client_reply_failed(struct client *c, const char *err)
 {
-    if (c->bev != NULL && c->state != CLIENT_ZOMBIE)
+    if (err != NULL && c->bev != NULL && c->state != CLIENT_ZOMBIE)
         evbuffer_add(bufferevent_get_output(c->bev), err, strlen(err));
     client_reply_done(c);
 }
@@ -480,10 +489,8 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     }
     ci = cmd_classify(req);
     /* These need every reply before them delivered first: a local answer
-     * must not overtake them, a new connection must not either, and a raw
-     * stream stops counting replies. */
-    if (c->outstanding > 0 &&
-        ((ci.flags & (CMD_LOCAL | CMD_RAW)) || (!c->pinned && (ci.flags & CMD_PIN))))
+     * must not overtake them, and a new connection must not either. */
+    if (c->outstanding > 0 && ((ci.flags & CMD_LOCAL) || (!c->pinned && (ci.flags & CMD_PIN))))
         return wait_for(c, CLIENT_WAIT_REPLIES);
     if (ci.flags & CMD_LOCAL)
         return dispatch_local(c, req);
@@ -504,11 +511,14 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     c->held_since_ms = 0;
     session_on_send(&c->sess, &ci, req, &exp);
     c->be = be;
-    if (!be->raw && !(ci.flags & CMD_RAW))
+    if (c->sess.raw && !be->raw)
+        backend_set_raw(be);
+    if (be->raw || exp.kind == SESSION_EXPECT_NONE) {
+        backend_send(be, NULL, in, req->len, NULL);
+    } else {
         c->outstanding++;
-    backend_send(be, c, in, req->len, &exp);
-    if (ci.flags & CMD_RAW)
-        be->raw = 1;
+        backend_send(be, c, in, req->len, &exp);
+    }
     c->pool->stats.commands++;
     return DISPATCH_DONE;
 }

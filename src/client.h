@@ -60,8 +60,10 @@ void client_accept(struct pool *p, evutil_socket_t fd, const char *peer);
 void client_deliver(struct client *c, struct evbuffer *from, size_t len);
 void client_reply_done(struct client *c);
 /* The reply for one outstanding command will never come: answer `err`
- * (a full RESP error line) in its place. */
+ * (a full RESP error line) in its place, or nothing if err is NULL. */
 void client_reply_failed(struct client *c, const char *err);
+/* The pinned connection went raw: its replies are no longer counted. */
+void client_replies_untracked(struct client *c);
 /* The backend connection c used is gone. If it had been established, c may
  * have lost state or replies: close it once the replies already queued are
  * written. If it never connected, c simply gets a new one next time. */

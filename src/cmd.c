@@ -83,9 +83,9 @@ struct cmd_info cmd_classify(const struct resp_request *req)
     info.pubsub = e->pubsub;
     if (strncmp(e->name, "xread", 5) == 0 && (req->flags & RESP_REQ_BLOCK_ARG))
         info.flags |= CMD_PIN | CMD_BLOCKING;
-    /* CLIENT REPLY OFF|SKIP makes replies go missing: stop counting. */
+    /* CLIENT REPLY OFF|SKIP makes replies go missing: session.c keeps count. */
     if (strcmp(e->name, "client") == 0 && strcmp(req->arg1, "reply") == 0)
-        info.flags |= CMD_RAW;
+        info.flags |= CMD_CLIENT_REPLY;
     return info;
 }
 

@@ -18,13 +18,14 @@ enum cmd_flag {
     CMD_PUBSUB = 1 << 2,     /* (p|s)(un)subscribe: confirmations, not one reply */
     CMD_LOCAL = 1 << 3,      /* answered by the proxy (QUIT, PROXY) */
     CMD_RAW = 1 << 4,        /* the reply stream stops being countable (MONITOR,
-                                SYNC, CLIENT REPLY): tied for good */
+                                SYNC, PSYNC): tied for good */
     CMD_MULTI = 1 << 5,      /* MULTI */
     CMD_EXEC = 1 << 6,       /* EXEC / DISCARD: end of transaction and WATCH */
     CMD_WATCH = 1 << 7,      /* WATCH */
     CMD_UNWATCH = 1 << 8,    /* UNWATCH */
     CMD_RESET = 1 << 9,      /* RESET: back to a fresh connection */
     CMD_HELLO = 1 << 10,     /* HELLO: may change the protocol version */
+    CMD_CLIENT_REPLY = 1 << 11, /* CLIENT REPLY ON|OFF|SKIP: replies stop or resume */
 };
 
 /* Subtype of a CMD_PUBSUB command. */

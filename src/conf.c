@@ -110,8 +110,8 @@ static const char *const on_no_master_names[] = {
       "unparsed input bytes a client may have before it is closed")                            \
     D("output-buffer-limit", SC_GLOBAL, SIZE(G(output_buffer_limit), 16 * KB), "4mb",          \
       "unsent reply bytes to a client before the proxy stops reading for it")                  \
-    D("output-buffer-hard-limit", SC_GLOBAL, SIZE(G(output_buffer_hard_limit), 1 * MB), "256mb", \
-      "unsent reply bytes to a shared client before it is disconnected")                       \
+    D("output-stall-timeout", SC_GLOBAL, INT(G(output_stall_timeout_ms), 0, 3600000, U_MS), "2000", \
+      "ms a shared connection waits for one slow client before disconnecting it; 0 = never")  \
     D("shutdown-timeout", SC_GLOBAL, INT(G(shutdown_timeout_ms), 0, 3600000, U_MS), "5000",    \
       "on SIGTERM, ms to wait for outstanding replies")                                        \
     D("tcp-keepalive", SC_GLOBAL, INT(G(tcp_keepalive_s), 0, 32767, U_S), "300",               \

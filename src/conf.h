@@ -50,7 +50,8 @@ struct conf {
     int timeout_s;                   /* idle client timeout, 0 = never */
     uint64_t client_query_buffer_limit;  /* bytes of unparsed input per client */
     uint64_t output_buffer_limit;    /* bytes of unsent replies before backpressure */
-    uint64_t output_buffer_hard_limit; /* shared clients: unsent replies before disconnect */
+    int output_stall_timeout_ms;     /* shared connection paused this long for one client:
+                                        disconnect that client; 0 = never */
     int shutdown_timeout_ms;         /* SIGTERM: wait this long for outstanding replies */
     int tcp_keepalive_s;             /* SO_KEEPALIVE interval on client sockets, 0 = off */
     /* pools */

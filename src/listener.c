@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -21,9 +22,13 @@
 
 #define LISTEN_BACKLOG 511   /* redis's tcp-backlog default */
 
+#define ACCEPT_RETRY_MS 100   /* out of descriptors: pause accepting this long */
+
 struct listener {
     struct pool *pool;
     struct evconnlistener *ev;
+    struct event *retry;         /* re-enables accepting after EMFILE/ENFILE */
+    uint64_t failures;           /* accept failures in the current episode */
     char *addr;                  /* as configured, for logs */
     char *unix_path;             /* unlinked on close */
 };
@@ -53,19 +58,42 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 
     RZ_UNUSED(ev);
     RZ_UNUSED(salen);
+    if (l->failures > 0) {
+        log_notice(l->pool->name, "accepting on %s again after %llu failed attempts", l->addr,
+                   (unsigned long long)l->failures);
+        l->failures = 0;
+    }
     peer_name(sa, peer, sizeof(peer));
     client_accept(l->pool, fd, peer);
 }
 
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    evconnlistener_enable(l->ev);
+}
+
+/*
+ * Out of descriptors (EMFILE, ENFILE) or memory, the pending connection
+ * stays in the backlog and the socket stays readable: accepting again at
+ * once would spin. Pause this listener briefly instead, and log once per
+ * episode rather than once per attempt.
+ */
 static void accept_error_cb(struct evconnlistener *ev, void *arg)
 {
     struct listener *l = arg;
     int e = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
 
-    RZ_UNUSED(ev);
-    /* EMFILE and friends: keep listening; the next accept may succeed once
-     * a connection closes. */
-    log_warn(l->pool->name, "accept on %s failed: %s", l->addr, evutil_socket_error_to_string(e));
+    if (l->failures++ == 0)
+        log_warn(l->pool->name, "accept on %s failed: %s; pausing accepts for %d ms at a time "
+                 "until it works again", l->addr, evutil_socket_error_to_string(e),
+                 ACCEPT_RETRY_MS);
+    evconnlistener_disable(ev);
+    event_add(l->retry, &tv);
 }
 
 static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, size_t errlen)
@@ -116,6 +144,7 @@ struct listener *listener_new(struct pool *p, const char *addr, char *err, size_
     if (strncmp(addr, "unix:", 5) == 0)
         l->unix_path = xstrdup(addr + 5);
     evconnlistener_set_error_cb(l->ev, accept_error_cb);
+    l->retry = evtimer_new(proxy.base, retry_cb, l);
     return l;
 }
 
@@ -124,6 +153,7 @@ void listener_free(struct listener *l)
     if (l == NULL)
         return;
     evconnlistener_free(l->ev);
+    event_free(l->retry);
     if (l->unix_path != NULL) {
         unlink(l->unix_path);
         free(l->unix_path);

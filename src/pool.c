@@ -62,13 +62,18 @@ void pool_stop_listening(struct pool *p)
     p->nlisteners = 0;
 }
 
+void pool_close_backends(struct pool *p)
+{
+    for (int i = 0; i < p->nshared; i++) {
+        if (p->shared[i] != NULL)
+            backend_release(p->shared[i], "shutting down");
+    }
+}
+
 void pool_free(struct pool *p)
 {
     pool_stop_listening(p);
-    for (int i = 0; i < p->nshared; i++) {
-        if (p->shared[i] != NULL)
-            backend_close(p->shared[i], "shutting down");
-    }
+    pool_close_backends(p);
     free(p->shared);
     free(p->name);
     free(p);
@@ -93,6 +98,28 @@ void pool_unhold(struct pool *p, struct client *c)
     p->nheld--;
 }
 
+/* A shared connection paused for one client delays every owner queued
+ * behind it: past output-stall-timeout, that client goes. */
+static void evict_stalled(struct pool *p, uint64_t now_ms)
+{
+    uint64_t limit = (uint64_t)proxy.conf->output_stall_timeout_ms;
+
+    if (limit == 0)
+        return;
+    for (int i = 0; i < p->nshared; i++) {
+        struct backend *be = p->shared[i];
+
+        if (be != NULL && be->paused_for != NULL && now_ms - be->paused_since_ms >= limit) {
+            struct client *c = be->paused_for;
+
+            log_warn(p->name, "client %llu (%s) left more than output-buffer-limit unread for "
+                     "%d ms on a shared connection: disconnecting it (output-stall-timeout)",
+                     (unsigned long long)c->id, c->peer, proxy.conf->output_stall_timeout_ms);
+            client_close(c, "output-stall-timeout");
+        }
+    }
+}
+
 void pool_cron(struct pool *p, uint64_t now_ms)
 {
     uint64_t limit = (uint64_t)p->cf->block_timeout_ms;
@@ -105,13 +132,23 @@ void pool_cron(struct pool *p, uint64_t now_ms)
         if (usable || now_ms - c->held_since_ms >= limit)
             client_wake(c);
     }
+    evict_stalled(p, now_ms);
 }
 
 struct backend *pool_shared_backend(struct pool *p, const struct client *c)
 {
-    /* Spread clients by id: stable, cheap, and even enough. */
+    /* Spread clients by id: stable, cheap, and even enough; but keep away
+     * from a connection paused for a slow reader while another is free. */
     int slot = (int)(c->id % (uint64_t)p->nshared);
 
+    for (int i = 0; i < p->nshared; i++) {
+        struct backend *be = p->shared[(slot + i) % p->nshared];
+
+        if (be == NULL || be->paused_for == NULL) {
+            slot = (slot + i) % p->nshared;
+            break;
+        }
+    }
     if (p->shared[slot] == NULL)
         p->shared[slot] = backend_connect(p, NULL, slot);
     return p->shared[slot];

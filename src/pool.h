@@ -46,6 +46,10 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen);
 /* Bind every listen address. Fails on the first one that cannot bind. */
 int pool_listen(struct pool *p, char *err, size_t errlen) RZ_MUSTCHECK;
 void pool_stop_listening(struct pool *p);
+/* Close the shared connections; their owners get errors for what is
+ * outstanding. */
+void pool_close_backends(struct pool *p);
+/* Free the pool; its clients must be gone already. */
 void pool_free(struct pool *p);
 
 /* NULL if commands may go to the master now, else the -TRYAGAIN reason. */

@@ -137,16 +137,21 @@ static int start(void)
     return write_pidfile(proxy.conf->pidfile);
 }
 
-/* Free everything, so valgrind and ASan see a clean exit. Backends go
- * before clients: closing a backend settles its owners' outstanding count. */
+/* Free everything, so valgrind and ASan see a clean exit. Shared backends
+ * go first (closing one settles its owners' outstanding count), then the
+ * clients (which close their pinned backends), then the pools they used. */
 static void stop(void)
 {
+    for (int i = 0; i < proxy.npools; i++) {
+        if (proxy.pools[i] != NULL)
+            pool_close_backends(proxy.pools[i]);
+    }
+    client_free_all();
     for (int i = 0; i < proxy.npools; i++) {
         if (proxy.pools[i] != NULL)
             pool_free(proxy.pools[i]);
     }
     free(proxy.pools);
-    client_free_all();
     if (proxy.cron)
         event_free(proxy.cron);
     if (sig_term) {

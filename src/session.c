@@ -34,6 +34,40 @@ static void expect_pubsub(struct session *s, const struct cmd_info *ci,
     }
 }
 
+/*
+ * CLIENT REPLY ON|OFF|SKIP, and commands sent while replies are off. Returns
+ * 1 if it decided *exp. A command that gets no reply but would have blocked
+ * or subscribed leaves no way to tell when it ends: the stream goes raw.
+ */
+static int reply_mode(struct session *s, unsigned f, const struct resp_request *req,
+                      struct session_expect *exp)
+{
+    if (f & CMD_CLIENT_REPLY) {
+        int on = strcmp(req->arg2, "on") == 0, off = strcmp(req->arg2, "off") == 0;
+        int skip = strcmp(req->arg2, "skip") == 0;
+
+        if (req->argc != 3 || !(on || off || skip))
+            return 0;                    /* the server answers an error */
+        if (on) {
+            s->reply_off = 0;
+            s->skip_next = 0;
+            return 0;                    /* +OK */
+        }
+        if (off)
+            s->reply_off = 1;
+        s->skip_next = skip && !s->reply_off;
+        exp->kind = SESSION_EXPECT_NONE;
+        return 1;
+    }
+    if (!s->reply_off && !s->skip_next)
+        return 0;
+    s->skip_next = 0;
+    exp->kind = SESSION_EXPECT_NONE;
+    if (f & (CMD_BLOCKING | CMD_PUBSUB | CMD_MULTI | CMD_HELLO))
+        s->raw = 1;
+    return 1;
+}
+
 void session_on_send(struct session *s, const struct cmd_info *ci,
                      const struct resp_request *req, struct session_expect *exp)
 {
@@ -41,6 +75,14 @@ void session_on_send(struct session *s, const struct cmd_info *ci,
 
     memset(exp, 0, sizeof(*exp));
     exp->kind = SESSION_EXPECT_ONE;
+
+    if (s->multi && (f & CMD_CLIENT_REPLY)) {
+        /* Queued now, in force only at EXEC: we cannot tell when. */
+        s->raw = 1;
+        return;
+    }
+    if (!s->multi && reply_mode(s, f, req, exp))
+        return;
 
     if (f & CMD_EXEC) {
         s->multi = 0;

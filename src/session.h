@@ -24,6 +24,7 @@ enum session_expect_kind {
     SESSION_EXPECT_ONE = 0,      /* exactly one reply */
     SESSION_EXPECT_CONFIRMS,     /* n confirmations of kind `pubsub` */
     SESSION_EXPECT_UNSUB_ALL,    /* confirmations until that kind's count is 0 */
+    SESSION_EXPECT_NONE,         /* no reply at all (CLIENT REPLY OFF/SKIP) */
 };
 
 enum session_expect_flag {
@@ -45,7 +46,9 @@ struct session_expect {
 struct session {
     unsigned multi : 1;          /* MULTI sent, EXEC/DISCARD not yet */
     unsigned watch : 1;          /* WATCH sent and not released */
-    unsigned raw : 1;            /* MONITOR/SYNC/CLIENT REPLY: replies no longer countable */
+    unsigned raw : 1;            /* MONITOR/SYNC: replies no longer countable */
+    unsigned reply_off : 1;      /* CLIENT REPLY OFF in force */
+    unsigned skip_next : 1;      /* CLIENT REPLY SKIP: the next command gets no reply */
     int proto;                   /* RESP version of the connection: 2 or 3 */
     uint32_t blocking;           /* blocking calls in flight */
     uint32_t pubsub_inflight;    /* pub/sub commands not yet fully confirmed */

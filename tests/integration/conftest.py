@@ -17,6 +17,7 @@ Environment:
 import atexit
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -115,6 +116,13 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop_process(proc, timeout=5.0):
     """SIGTERM, bounded wait, then SIGKILL. Returns the exit code."""
     if proc.poll() is None:
@@ -131,6 +139,18 @@ def _stop_process(proc, timeout=5.0):
     return proc.returncode
 
 
+def _compact_log(path, max_bytes=4 << 20):
+    """Keep flooded logs from filling /tmp (pytest keeps the last runs)."""
+    try:
+        if os.path.getsize(path) > max_bytes:
+            tail = _tail(path, 200)
+            with open(path, "w") as f:
+                f.write("[log over %d bytes, compacted by the test suite; collapsed tail follows]\n%s\n"
+                        % (max_bytes, tail))
+    except OSError:
+        pass
+
+
 def _tail(path, n=40):
     try:
         with open(path, "rb") as f:
@@ -138,7 +158,17 @@ def _tail(path, n=40):
     except OSError:
         return ""
     lines = data.decode("utf-8", "replace").splitlines()
-    return "\n".join(lines[-n:])
+    # collapse runs of the same message (ignoring the timestamp) so a log
+    # flood does not hide what came before it
+    out = []
+    for line in lines[-20000:]:
+        body = line.split(" ", 2)[-1]
+        if out and out[-1][0] == body:
+            out[-1][2] += 1
+        else:
+            out.append([body, line, 1])
+    text = [l if k == 1 else "%s   [repeated %d times]" % (l, k) for _, l, k in out]
+    return "\n".join(text[-n:])
 
 
 # --------------------------------------------------------------------------
@@ -324,7 +354,7 @@ def proxy_factory(tmp_path, request):
     """
     started = []
 
-    def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True):
+    def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True, nofile=None):
         master_port = master if isinstance(master, int) else master.port
         if DIRECT:
             return Proxy(master_port)
@@ -337,8 +367,12 @@ def proxy_factory(tmp_path, request):
         if not os.access(RZPROXY, os.X_OK):
             pytest.fail("rzproxy binary not found/executable at %s (set RZPROXY)" % RZPROXY)
         log = open(logpath, "ab")
+        preexec = None
+        if nofile:
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         proc = subprocess.Popen([RZPROXY, conf], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, preexec_fn=preexec)
         log.close()
         _spawned[proc.pid] = proc
         px = Proxy(port, proc, conf, logpath, unix_path, {"sharing": sharing})
@@ -370,6 +404,7 @@ def proxy_factory(tmp_path, request):
         elif rc_before is None and rc < 0:
             problems.append("rzproxy pid %d killed by signal %d after SIGTERM" % (px.pid, -rc))
         print("---- rzproxy log %s (tail) ----\n%s" % (px.logpath, px.log_tail()))
+        _compact_log(px.logpath)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
 

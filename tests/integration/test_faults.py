@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (RespConn, Error, Closed, encode, bulk, expect_bytes, free_port, wait_for, port_open)
+from conftest import (RespConn, Error, Closed, Map, encode, bulk, expect_bytes, free_port, wait_for, port_open)
 
 
 def _read_until_pong(c, deadline):
@@ -215,3 +215,130 @@ def test_client_vanishes_mid_pipeline(proxy, r, how):
     # the half-sent SET never ran
     v = r.get("vanish")
     assert v is None or v.isdigit(), v
+
+
+@pytest.mark.proxy_only
+def test_pinned_session_survives_master_restart_or_closes(proxy_factory, redis_factory, sharing):
+    """An idle client that did SELECT 1 / HELLO 3 / CLIENT SETNAME when the
+    master restarts: it is either closed, or its next command runs with the
+    same session (db 1, RESP3, name) -- never silently in db 0 / RESP2."""
+    srv = redis_factory()
+    px = proxy_factory(srv, sharing=sharing, pool={"block-timeout": "1000"})
+    c = px.raw()
+    try:
+        assert isinstance(c.call("HELLO", "3"), Map)
+        c.send(encode("SELECT", "1") + encode("CLIENT", "SETNAME", "sess") + encode("SET", "before", "1"))
+        expect_bytes(c, b"+OK\r\n+OK\r\n+OK\r\n")
+        port = srv.port
+        srv.kill(signal.SIGKILL)
+        time.sleep(0.3)
+        srv2 = redis_factory(port=port)
+        adm = srv2.client()
+        adm.hset("h", "f", "v")
+        adm.execute_command("SELECT", 1)
+        adm.hset("h", "f", "db1")
+        adm.execute_command("SELECT", 0)
+        outcome = None
+        for _ in range(50):
+            try:
+                c.cmd("HGETALL", "h")
+                rep = c.read_raw_reply(timeout=5)
+            except (Closed, OSError):
+                outcome = "closed"
+                break
+            if rep.startswith(b"-"):
+                time.sleep(0.1)          # e.g. TRYAGAIN while reconnecting
+                continue
+            outcome = rep
+            break
+        assert outcome is not None, "no answer and no close after the master restarted"
+        if outcome != "closed":
+            assert outcome == b"%1\r\n$1\r\nf\r\n$3\r\ndb1\r\n", (
+                "after the master restarted, HGETALL ran with the wrong session: %r "
+                "(db 0 would be 'v', RESP2 would start with '*')" % outcome)
+            assert c.call("CLIENT", "GETNAME") == b"sess"
+        adm.close()
+    finally:
+        c.close()
+
+
+@pytest.mark.proxy_only
+def test_auth_session_survives_master_restart_or_closes(proxy_factory, redis_factory, sharing):
+    srv = redis_factory(extra_args=["--requirepass", "pw"])
+    px = proxy_factory(srv, sharing=sharing, pool={"block-timeout": "1000"})
+    c = px.raw()
+    try:
+        assert c.call("AUTH", "pw") == "OK"
+        assert c.call("SET", "a", "1") == "OK"
+        port = srv.port
+        srv.kill(signal.SIGKILL)
+        time.sleep(0.3)
+        redis_factory(port=port, extra_args=["--requirepass", "pw"])
+        outcome = None
+        for _ in range(50):
+            try:
+                c.cmd("SET", "a", "2")
+                rep = c.read_raw_reply(timeout=5)
+            except (Closed, OSError):
+                outcome = "closed"
+                break
+            if rep.startswith(b"-TRYAGAIN") or rep.startswith(b"-ERR connection"):
+                time.sleep(0.1)
+                continue
+            outcome = rep
+            break
+        assert outcome in ("closed", b"+OK\r\n"), (
+            "after the master restarted, an AUTHed client got %r" % outcome)
+    finally:
+        c.close()
+
+
+@pytest.mark.proxy_only
+def test_master_at_maxclients(proxy_factory, redis_factory, sharing):
+    """redis answers a new connection with '-ERR max number of clients reached'
+    and closes it before any command: clients get an error, the proxy lives,
+    and service resumes when a slot frees up."""
+    srv = redis_factory(extra_args=["--maxclients", "1"])
+    holder = []
+
+    def take_slot():                           # the readiness probe may still hold it briefly
+        h = RespConn.tcp(srv.port)
+        if h.call("PING") == "PONG":
+            holder.append(h)
+            return True
+        h.close()
+        return False
+    wait_for(take_slot, timeout=5, interval=0.1, what="the only client slot on the master")
+    hog = holder[0]
+    px = proxy_factory(srv, sharing=sharing, pool={"block-timeout": "1000"})
+    try:
+        with px.raw() as c:
+            c.cmd("PING")
+            rep = c.read_reply(timeout=10)
+            assert isinstance(rep, Error), rep
+        time.sleep(0.3)
+        assert px.alive(), "proxy died when the master refused it at maxclients:\n%s" % px.log_tail(5)
+    finally:
+        hog.close()
+    with px.raw() as c:
+        _read_until_pong(c, time.monotonic() + 10)
+
+
+@pytest.mark.proxy_only
+def test_static_master_that_is_a_replica(proxy_factory, redis_factory, sharing):
+    """A static master that turns out to be a read-only replica: writes get
+    redis' -READONLY, reads keep working (there is no znode to re-read)."""
+    primary = redis_factory(extra_args=["--repl-diskless-sync-delay", "0"])
+    primary.client().set("x", "from-primary")
+    replica = redis_factory()
+    adm = replica.client()
+    adm.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
+    wait_for(lambda: adm.get("x") == b"from-primary", timeout=10, what="replica in sync")
+    px = proxy_factory(replica, sharing=sharing, pool={"block-timeout": "1000"})
+    with px.raw() as c:
+        assert c.call("GET", "x") == b"from-primary"
+        e = c.call("SET", "y", "1", timeout=5)
+        assert isinstance(e, Error) and e.startswith("READONLY"), e
+        c.send(encode("GET", "x") + b"PING\r\n")
+        expect_bytes(c, b"$12\r\nfrom-primary\r\n+PONG\r\n")
+    adm.close()

@@ -245,7 +245,9 @@ def test_random_garbage_does_not_hurt_anyone(proxy, r):
 
 @pytest.mark.proxy_only
 def test_backpressure_bounded_rss(proxy_factory, redis_server, r, sharing):
-    px = proxy_factory(redis_server, sharing=sharing)
+    """A slow reader is paused, not buffered: RSS stays bounded, and (with
+    output-stall-timeout 0, i.e. never disconnect) every reply arrives intact."""
+    px = proxy_factory(redis_server, sharing=sharing, globals_={"output-stall-timeout": "0"})
     value = b"v" * (1024 * 1024)
     r.set("big1m", value)
     n_gets = 400                        # 400 MiB of replies the client does not read
@@ -293,3 +295,130 @@ def test_slow_reader_closing_releases_memory(proxy_factory, redis_server, r, sha
     assert px.alive()
     _check_healthy(px)
     assert rss_kb(px.pid) < 200 * 1024
+
+
+@pytest.mark.proxy_only
+def test_idle_timeout_spares_clients_waiting_for_a_slow_master(proxy_factory, redis_server, r, sharing):
+    """timeout 1 is about idle clients; one whose reply is late (slow master)
+    is not idle."""
+    px = proxy_factory(redis_server, sharing=sharing, globals_={"timeout": "1"})
+    with px.raw() as a, px.raw() as b:
+        assert b.call("SET", "slowk", "v") == "OK"
+        a.cmd("DEBUG", "SLEEP", "2.5")
+        time.sleep(0.1)
+        b.cmd("GET", "slowk")
+        assert a.read_raw_reply(timeout=10) == b"+OK\r\n"
+        assert b.read_raw_reply(timeout=10) == b"$1\r\nv\r\n"
+
+
+@pytest.mark.proxy_only
+def test_maxclients_count_does_not_drift(proxy_factory, redis_server, r):
+    px = proxy_factory(redis_server, globals_={"maxclients": "5"})
+    time.sleep(0.2)
+    for rnd in range(3):
+        conns = []
+        try:
+            def fill():
+                while len(conns) < 5:
+                    c = px.raw(timeout=2)
+                    c.send(b"PING\r\n")
+                    try:
+                        ok = c.read_raw_reply() == b"+PONG\r\n"
+                    except (Closed, OSError):
+                        ok = False
+                    if not ok:
+                        c.close()
+                        return False
+                    conns.append(c)
+                return True
+            wait_for(fill, timeout=5, interval=0.1, what="5 accepted clients in round %d" % rnd)
+            for _ in range(3):
+                with px.raw() as extra:
+                    data, closed = extra.read_all_until_close(3)
+                    assert data == b"-ERR max number of clients reached\r\n" and closed, (rnd, data)
+        finally:
+            for c in conns:
+                c.close()
+
+
+@pytest.mark.proxy_only
+def test_backpressure_fast_writer_slow_master(proxy_factory, redis_factory, sharing):
+    """The reverse direction: a client writing far faster than the master
+    reads must not make the proxy buffer it all."""
+    srv = redis_factory()
+    adm = srv.client()
+    px = proxy_factory(srv, sharing=sharing)
+    value = b"w" * (1024 * 1024)
+    n = 300                                         # 300 MiB of requests
+    one = encode("SET", "fw", value)
+    sleeper = RespConn.tcp(srv.port)
+    sleeper.cmd("DEBUG", "SLEEP", "3")              # the master stops reading for 3 s
+    time.sleep(0.1)
+    c = RespConn.tcp(px.port, timeout=60)
+    sent = [0]
+    err = []
+
+    def writer():
+        try:
+            for _ in range(n):
+                c.sock.sendall(one)
+                sent[0] += 1
+        except Exception as e:
+            err.append(repr(e))
+
+    t = threading.Thread(target=writer)
+    t.start()
+    peak = 0
+    try:
+        t_end = time.monotonic() + 2.5
+        for _ in range(200):
+            if time.monotonic() > t_end:
+                break
+            peak = max(peak, rss_kb(px.pid))
+            time.sleep(0.05)
+        print("peak RSS kB", peak, "MiB sent while master asleep", sent[0])
+        assert peak < 200 * 1024, "proxy RSS %d kB while the master was not reading (%d MiB sent)" % (peak, sent[0])
+        # after the master wakes up everything goes through
+        expect_bytes(c, b"+OK\r\n" * n, timeout=60, what="replies after the master woke up")
+        t.join(30)
+        assert not err, err
+    finally:
+        t.join(30)
+        c.close()
+        sleeper.close()
+    assert adm.strlen("fw") == len(value)
+    adm.close()
+
+
+@pytest.mark.proxy_only
+def test_out_of_file_descriptors(proxy_factory, redis_server, r):
+    """With a low RLIMIT_NOFILE, connections beyond it are refused or closed;
+    the proxy neither spins on accept() nor stops serving once fds free up."""
+    from conftest import cpu_seconds
+    px = proxy_factory(redis_server, nofile=64)
+    conns = []
+    try:
+        for i in range(120):
+            try:
+                conns.append(RespConn.tcp(px.port, timeout=2))
+            except OSError:
+                break
+        time.sleep(0.3)
+        c0 = cpu_seconds(px.pid)
+        time.sleep(1.0)
+        burn = cpu_seconds(px.pid) - c0
+        assert burn < 0.5, "proxy used %.2fs CPU in 1s while out of file descriptors (accept loop?)" % burn
+        assert px.alive()
+    finally:
+        for c in conns:
+            c.close()
+    time.sleep(0.5)
+
+    def serves():
+        try:
+            with px.raw(timeout=2) as c:
+                c.send(b"PING\r\n")
+                return c.read_raw_reply(timeout=2) == b"+PONG\r\n"
+        except (Closed, OSError):
+            return False
+    wait_for(serves, timeout=10, interval=0.2, what="service after file descriptors were freed")

@@ -140,6 +140,15 @@ BAD_CONFS = {
     "bad_master_addr": (["pool main", "  listen 127.0.0.1:{port}", "  master 127.0.0.1"], 3),
     "unknown_in_pool": (["# comment", "pool main", "  listen 127.0.0.1:{port}",
                          "  master 127.0.0.1:{rport}", "  frobnicate yes"], 5),
+    "pool_directive_before_pool": (["maxclients 10", "listen 127.0.0.1:{port}", "pool main",
+                                    "  listen 127.0.0.1:{port}", "  master 127.0.0.1:{rport}"], 2),
+    "global_directive_inside_pool": (["pool main", "  listen 127.0.0.1:{port}", "  master 127.0.0.1:{rport}",
+                                      "  maxclients 10"], 4),
+    "pool_without_master": (["", "pool main", "  listen 127.0.0.1:{port}"], 2),
+    "out_of_range": (["pool main", "  listen 127.0.0.1:{port}", "  master 127.0.0.1:{rport}",
+                      "  backend-connections 0"], 4),
+    "unterminated_quote": (["logfile \"/tmp/x", "pool main", "  listen 127.0.0.1:{port}",
+                            "  master 127.0.0.1:{rport}"], 1),
 }
 
 
@@ -240,3 +249,73 @@ def test_sigterm_idle_exits_0_quickly(proxy_factory, redis_server, r):
     finally:
         for c in clients:
             c.close()
+
+
+@pytest.mark.proxy_only
+def test_sigint_exits_0(proxy_factory, redis_server, r):
+    px = proxy_factory(redis_server)
+    with px.raw() as c:
+        assert c.call("PING") == "PONG"
+        px.proc.send_signal(2)
+        rc = px.proc.wait(timeout=10)
+        px.expect_exit = True
+        assert rc == 0, px.log_tail(5)
+
+
+@pytest.mark.proxy_only
+def test_sighup_does_not_kill(proxy_factory, redis_server, r):
+    """SIGHUP means reload (DESIGN section 5), never 'terminate'."""
+    px = proxy_factory(redis_server)
+    with px.raw() as c:
+        assert c.call("SET", "hup", "1") == "OK"
+        px.proc.send_signal(1)
+        time.sleep(0.3)
+        assert px.alive(), "rzproxy exited on SIGHUP (exit %s):\n%s" % (px.proc.returncode, px.log_tail(5))
+        assert c.call("GET", "hup") == b"1"
+
+
+@pytest.mark.proxy_only
+def test_usage_errors():
+    p = subprocess.run([RZPROXY], capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert p.stderr, "no usage message on stderr"
+    p = subprocess.run([RZPROXY, "--test-conf"], capture_output=True, timeout=30)
+    assert p.returncode != 0
+
+
+@pytest.mark.proxy_only
+def test_listen_port_in_use_fails_fast(tmp_path, redis_server):
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        conf = write_conf(str(tmp_path / "busy.conf"), port, "127.0.0.1:%d" % redis_server.port)
+        p = subprocess.run([RZPROXY, conf], capture_output=True, timeout=30)
+        assert p.returncode != 0
+        assert str(port).encode() in p.stderr, p.stderr
+    finally:
+        busy.close()
+
+
+@pytest.mark.proxy_only
+def test_pidfile_and_logfile(tmp_path, redis_server, r):
+    port = free_port()
+    pidfile = tmp_path / "rz.pid"
+    logfile = tmp_path / "rz-own.log"
+    conf = write_conf(str(tmp_path / "pl.conf"), port, "127.0.0.1:%d" % redis_server.port,
+                      globals_={"pidfile": str(pidfile), "logfile": str(logfile)})
+    proc = subprocess.Popen([RZPROXY, conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: port_open(port), timeout=10, what="rzproxy with pidfile/logfile")
+        assert int(pidfile.read_text().strip()) == proc.pid
+        with RespConn.tcp(port) as c:
+            assert c.call("PING") == "PONG"
+        proc.send_signal(15)
+        assert proc.wait(10) == 0
+        assert logfile.exists() and logfile.stat().st_size > 0
+        assert not pidfile.exists(), "pidfile left behind after a clean exit"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -555,7 +555,8 @@ static void test_directive_names(void **state)
 {
     static const char *const want[] = {
         "loglevel", "logfile", "pidfile", "maxclients", "timeout",
-        "client-query-buffer-limit", "output-buffer-limit", "shutdown-timeout",
+        "client-query-buffer-limit", "output-buffer-limit", "output-stall-timeout",
+        "shutdown-timeout",
         "tcp-keepalive", "pool", "listen", "master", "backend-sharing",
         "backend-connections", "connect-timeout", "on-no-master", "block-timeout",
     };

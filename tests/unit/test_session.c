@@ -118,7 +118,7 @@ static void test_classify(void **state)
         { "AUTH pw", CMD_PIN, 0 },
         { "HELLO 3", CMD_PIN | CMD_HELLO, 0 },
         { "CLIENT SETNAME x", CMD_PIN, CMD_RAW },
-        { "CLIENT REPLY OFF", CMD_PIN | CMD_RAW, 0 },
+        { "CLIENT REPLY OFF", CMD_PIN | CMD_CLIENT_REPLY, CMD_RAW },
         { "READONLY", CMD_PIN, 0 },
         { "RESET", CMD_PIN | CMD_RESET, 0 },
         { "QUIT", CMD_LOCAL, CMD_PIN },
@@ -313,6 +313,37 @@ static void test_raw_is_tied_for_good(void **state)
     assert_true(session_tied(&c.s));
 }
 
+static void test_client_reply_modes(void **state)
+{
+    struct conn c;
+
+    (void)state;
+    conn_init(&c);
+    send_cmd(&c, "CLIENT REPLY OFF");
+    send_cmd(&c, "SET a 1");
+    send_cmd(&c, "INCR a");
+    assert_int_equal(c.q[0].kind, SESSION_EXPECT_NONE);
+    assert_int_equal(c.q[1].kind, SESSION_EXPECT_NONE);
+    assert_int_equal(c.q[2].kind, SESSION_EXPECT_NONE);
+    send_cmd(&c, "CLIENT REPLY ON");
+    assert_int_equal(c.q[3].kind, SESSION_EXPECT_ONE);   /* +OK */
+    send_cmd(&c, "CLIENT REPLY SKIP");
+    send_cmd(&c, "INCR a");
+    send_cmd(&c, "GET a");
+    assert_int_equal(c.q[4].kind, SESSION_EXPECT_NONE);
+    assert_int_equal(c.q[5].kind, SESSION_EXPECT_NONE);
+    assert_int_equal(c.q[6].kind, SESSION_EXPECT_ONE);
+    send_cmd(&c, "CLIENT REPLY MAYBE");                   /* an error reply */
+    assert_int_equal(c.q[7].kind, SESSION_EXPECT_ONE);
+    assert_false(session_tied(&c.s));
+
+    /* No reply to a blocking call: we can no longer tell when it ends. */
+    send_cmd(&c, "CLIENT REPLY SKIP");
+    send_cmd(&c, "BLPOP k 0");
+    assert_true(c.s.raw);
+    assert_true(session_tied(&c.s));
+}
+
 static void test_stray_reply(void **state)
 {
     struct conn c;
@@ -335,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_shard_and_resp3),
         cmocka_unit_test(test_hello_error_keeps_proto),
         cmocka_unit_test(test_raw_is_tied_for_good),
+        cmocka_unit_test(test_client_reply_modes),
         cmocka_unit_test(test_stray_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
