@@ -397,30 +397,46 @@ static int start_pool(struct parser *p, const struct directive *d, char **argv, 
 }
 
 /* Append listen addresses, each checked and unique across all pools. */
+/* The pool already listening on addr, or NULL. */
+static const struct conf_pool *listen_owner(const struct conf *c, const char *addr)
+{
+    char key[320], other[320];
+
+    listen_key(addr, key, sizeof(key));
+    for (int i = 0; i < c->npools; i++) {
+        const struct conf_pool *op = &c->pools[i];
+        for (int j = 0; j < op->nlisten; j++) {
+            listen_key(op->listen[j], other, sizeof(other));
+            if (strcmp(key, other) == 0)
+                return op;
+        }
+    }
+    return NULL;
+}
+
+static void listen_append(char ***list, int *n, const char *addr)
+{
+    *list = xrealloc(*list, sizeof(**list) * (size_t)(*n + 1));
+    (*list)[(*n)++] = xstrdup(addr);
+}
+
 static int add_listen(struct parser *p, const struct directive *d, void *base,
                       char **argv, int argc)
 {
     char ***list = (char ***)((char *)base + d->off);
     int *n = (int *)((char *)base + d->off_n);
-    char why[256], shown[128], key[320], other[320];
+    char why[256], shown[128];
+    const struct conf_pool *op;
 
     if (argc == 0)
         return bad_value(p, d, "missing address");
     for (int a = 0; a < argc; a++) {
         if (check_listen(argv[a], why, sizeof(why)) != 0)
             return bad_value(p, d, "%s", why);
-        listen_key(argv[a], key, sizeof(key));
-        for (int i = 0; i < p->conf->npools; i++) {
-            const struct conf_pool *op = &p->conf->pools[i];
-            for (int j = 0; j < op->nlisten; j++) {
-                listen_key(op->listen[j], other, sizeof(other));
-                if (strcmp(key, other) == 0)
-                    return fail(p, "listen address '%s' is already used by pool '%s'",
-                                show(argv[a], shown, sizeof(shown)), op->name);
-            }
-        }
-        *list = xrealloc(*list, sizeof(**list) * (size_t)(*n + 1));
-        (*list)[(*n)++] = xstrdup(argv[a]);
+        if ((op = listen_owner(p->conf, argv[a])) != NULL)
+            return fail(p, "listen address '%s' is already used by pool '%s'",
+                        show(argv[a], shown, sizeof(shown)), op->name);
+        listen_append(list, n, argv[a]);
     }
     return 0;
 }
@@ -660,7 +676,8 @@ static int do_line(struct parser *p, char *line)
 /*
  * Whole-file checks, reported at the offending pool's line. A pool needs
  * exactly one master source; today that is `master`, the ZooKeeper `znode`
- * source will be counted here too.
+ * source will be counted here too. A pool without `listen` gets
+ * CONF_DEFAULT_LISTEN, if no other pool has it.
  */
 static int validate(struct parser *p)
 {
@@ -669,12 +686,17 @@ static int validate(struct parser *p)
     if (c->npools == 0)
         return fail(p, "no pool defined: add `pool NAME` with `listen` and `master` lines");
     for (int i = 0; i < c->npools; i++) {
-        const struct conf_pool *pool = &c->pools[i];
+        struct conf_pool *pool = &c->pools[i];
         int sources = (pool->master != NULL);
+        const struct conf_pool *op;
 
-        if (pool->nlisten == 0)
-            return fail_at(p, pool->line, "pool '%s': needs at least one `listen ADDRESS`",
-                           pool->name);
+        if (pool->nlisten == 0) {
+            if ((op = listen_owner(c, CONF_DEFAULT_LISTEN)) != NULL)
+                return fail_at(p, pool->line, "pool '%s': needs a `listen ADDRESS` (the default "
+                               "%s is used by pool '%s')", pool->name, CONF_DEFAULT_LISTEN,
+                               op->name);
+            listen_append(&pool->listen, &pool->nlisten, CONF_DEFAULT_LISTEN);
+        }
         if (sources == 0)
             return fail_at(p, pool->line, "pool '%s': needs `master host:port`", pool->name);
     }

@@ -27,6 +27,8 @@ enum conf_on_no_master {
     CONF_ON_NO_MASTER_TRYAGAIN,      /* answer -TRYAGAIN at once */
 };
 
+#define CONF_DEFAULT_LISTEN "127.0.0.1:6380"   /* a pool without `listen` */
+
 struct conf_pool {
     char *name;                      /* "pool NAME" */
     char **listen;                   /* "host:port", "[v6]:port" or "unix:/path" */

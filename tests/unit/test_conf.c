@@ -69,6 +69,27 @@ static void parse_ok(const char *text, struct conf *c)
         fail_msg("parse failed: %s\n--- text:\n%s", err, text);
 }
 
+/* The documented defaults, checked wherever a file leaves them alone. */
+static void assert_global_defaults(const struct conf *c)
+{
+    assert_int_equal(c->maxclients, 10000);
+    assert_int_equal(c->timeout_s, 0);
+    assert_true(c->client_query_buffer_limit == 1024ULL * 1024 * 1024);
+    assert_true(c->output_buffer_limit == 4ULL * 1024 * 1024);
+    assert_int_equal(c->output_stall_timeout_ms, 2000);
+    assert_int_equal(c->shutdown_timeout_ms, 5000);
+    assert_int_equal(c->tcp_keepalive_s, 300);
+}
+
+static void assert_pool_defaults(const struct conf_pool *p)
+{
+    assert_int_equal(p->backend_sharing, 1);
+    assert_int_equal(p->backend_connections, 2);
+    assert_int_equal(p->connect_timeout_ms, 1000);
+    assert_int_equal(p->on_no_master, CONF_ON_NO_MASTER_BLOCK);
+    assert_int_equal(p->block_timeout_ms, 5000);
+}
+
 static void test_defaults(void **state)
 {
     struct conf c;
@@ -79,23 +100,14 @@ static void test_defaults(void **state)
     assert_int_equal(c.loglevel, LOGL_NOTICE);
     assert_string_equal(c.logfile, "");
     assert_string_equal(c.pidfile, "");
-    assert_int_equal(c.maxclients, 10000);
-    assert_int_equal(c.timeout_s, 0);
-    assert_true(c.client_query_buffer_limit == 1024ULL * 1024 * 1024);
-    assert_true(c.output_buffer_limit == 4ULL * 1024 * 1024);
-    assert_int_equal(c.shutdown_timeout_ms, 5000);
-    assert_int_equal(c.tcp_keepalive_s, 300);
+    assert_global_defaults(&c);
     assert_int_equal(c.npools, 1);
     assert_string_equal(c.pools[0].name, "a");
     assert_int_equal(c.pools[0].line, 1);
     assert_int_equal(c.pools[0].nlisten, 1);
     assert_string_equal(c.pools[0].listen[0], "127.0.0.1:7001");
     assert_string_equal(c.pools[0].master, "127.0.0.1:6379");
-    assert_int_equal(c.pools[0].backend_sharing, 1);
-    assert_int_equal(c.pools[0].backend_connections, 2);
-    assert_int_equal(c.pools[0].connect_timeout_ms, 1000);
-    assert_int_equal(c.pools[0].on_no_master, CONF_ON_NO_MASTER_BLOCK);
-    assert_int_equal(c.pools[0].block_timeout_ms, 5000);
+    assert_pool_defaults(&c.pools[0]);
     conf_free(&c);
     conf_free(&c);                   /* zeroed: a second call is harmless */
     conf_free(NULL);
@@ -438,6 +450,21 @@ static void test_scope_errors(void **state)
                       "t.conf:4: 'loglevel' is a global directive; put it before the first pool");
 }
 
+static void test_default_listen(void **state)
+{
+    static const char text[] = "pool a\n  master 127.0.0.1:6379\n";
+    struct conf c;
+    char msg[512];
+
+    (void)state;
+    if (conf_parse_string(text, sizeof(text) - 1, "t.conf", &c, msg, sizeof(msg)) != 0)
+        fail_msg("%s", msg);
+    assert_int_equal(c.pools[0].nlisten, 1);
+    assert_string_equal(c.pools[0].listen[0], CONF_DEFAULT_LISTEN);
+    assert_string_equal(CONF_DEFAULT_LISTEN, "127.0.0.1:6380");
+    conf_free(&c);
+}
+
 static void test_pool_errors(void **state)
 {
     char text[512];
@@ -465,8 +492,11 @@ static void test_pool_errors(void **state)
                  "t.conf:7: pool 'a' is already defined at line 1");
 
     /* whole-file checks point at the pool's line */
-    expect_error("maxclients 5\n\npool a\n  master 127.0.0.1:6379\n",
-                 "t.conf:3: pool 'a': needs at least one `listen ADDRESS`");
+    /* no listen: the default address, once */
+    expect_error("maxclients 5\n\npool a\n  master 127.0.0.1:6379\n"
+                 "pool b\n  master 127.0.0.1:6379\n",
+                 "t.conf:5: pool 'b': needs a `listen ADDRESS` (the default 127.0.0.1:6380 "
+                 "is used by pool 'a')");
     expect_error(MINPOOL "\n# b\npool b\n  listen 127.0.0.1:7002\n  backend-sharing no\n",
                  "t.conf:6: pool 'b': needs `master host:port`");
     expect_error("", "t.conf:1: no pool defined: add `pool NAME` with `listen` and `master` lines");
@@ -593,17 +623,8 @@ static void test_shipped_files(void **state)
     assert_string_equal(c.pools[0].master, "127.0.0.1:6379");
     /* the full file shows the defaults: loading it changes nothing */
     assert_int_equal(c.loglevel, LOGL_NOTICE);
-    assert_int_equal(c.maxclients, 10000);
-    assert_int_equal(c.timeout_s, 0);
-    assert_true(c.client_query_buffer_limit == 1024ULL * 1024 * 1024);
-    assert_true(c.output_buffer_limit == 4ULL * 1024 * 1024);
-    assert_int_equal(c.shutdown_timeout_ms, 5000);
-    assert_int_equal(c.tcp_keepalive_s, 300);
-    assert_int_equal(c.pools[0].backend_sharing, 1);
-    assert_int_equal(c.pools[0].backend_connections, 2);
-    assert_int_equal(c.pools[0].connect_timeout_ms, 1000);
-    assert_int_equal(c.pools[0].on_no_master, CONF_ON_NO_MASTER_BLOCK);
-    assert_int_equal(c.pools[0].block_timeout_ms, 5000);
+    assert_global_defaults(&c);
+    assert_pool_defaults(&c.pools[0]);
     conf_free(&c);
 
     load_shipped("conf/rzproxy-minimal.conf", &c);
@@ -668,19 +689,10 @@ static void test_sample_defaults_match(void **state)
     assert_int_equal(c.loglevel, LOGL_NOTICE);
     assert_string_equal(c.logfile, "");
     assert_string_equal(c.pidfile, "");
-    assert_int_equal(c.maxclients, 10000);
-    assert_int_equal(c.timeout_s, 0);
-    assert_true(c.client_query_buffer_limit == 1024ULL * 1024 * 1024);
-    assert_true(c.output_buffer_limit == 4ULL * 1024 * 1024);
-    assert_int_equal(c.shutdown_timeout_ms, 5000);
-    assert_int_equal(c.tcp_keepalive_s, 300);
+    assert_global_defaults(&c);
     assert_true(c.npools >= 1);
     assert_string_equal(c.pools[0].name, "main");
-    assert_int_equal(c.pools[0].backend_sharing, 1);
-    assert_int_equal(c.pools[0].backend_connections, 2);
-    assert_int_equal(c.pools[0].connect_timeout_ms, 1000);
-    assert_int_equal(c.pools[0].on_no_master, CONF_ON_NO_MASTER_BLOCK);
-    assert_int_equal(c.pools[0].block_timeout_ms, 5000);
+    assert_pool_defaults(&c.pools[0]);
     conf_free(&c);
 }
 
@@ -730,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_last_wins),
         cmocka_unit_test(test_multiple_pools),
         cmocka_unit_test(test_scope_errors),
+        cmocka_unit_test(test_default_listen),
         cmocka_unit_test(test_pool_errors),
         cmocka_unit_test(test_address_errors),
         cmocka_unit_test(test_odd_input),
