@@ -114,6 +114,7 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
     be->pool = p;
     be->pinned = pinned;
     be->slot = slot;
+    be->epoch = p->epoch;
     be->state = BACKEND_CONNECTING;
     resp_scan_init(&be->scan);
     TAILQ_INIT(&be->waiters);
@@ -249,6 +250,10 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
     if (r == SESSION_REPLY_DONE) {
         q_pop(be);
         client_reply_done(owner);
+        if (be->retired && be->qlen == 0) {
+            backend_release(be, "drained after master change");
+            return -1;
+        }
     }
     be->partial = NULL;
     if (client_output_full(owner))

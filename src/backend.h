@@ -40,7 +40,10 @@ struct backend {
     struct bufferevent *bev;
     enum backend_state state;
     struct client *pinned;       /* the one owner of a pinned connection, else NULL */
-    int slot;                    /* index in pool->shared, -1 if pinned */
+    int slot;                    /* index in pool->shared, -1 if pinned or retired */
+    uint64_t epoch;              /* pool->epoch when opened: its master */
+    int retired;                 /* shared, to a previous master: close once drained */
+    TAILQ_ENTRY(backend) retired_link;
     struct backend_entry *q;     /* ring buffer FIFO of reply owners */
     uint32_t qhead, qlen, qcap;  /* qcap is a power of two */
     struct resp_scan scan;       /* reply framing state */

@@ -431,21 +431,82 @@ static enum dispatch_rc wait_for(struct client *c, enum client_state st)
     return DISPATCH_WAIT;
 }
 
-/* Pick the backend connection for the next command, or explain why not. */
-static struct backend *route(struct client *c, const char **why)
+#define MOVED_ERR "-ERR master changed to %s:%d; this connection's state (%s) " \
+                  "cannot move to the new master: reconnect"
+
+static const char *tie_name(const struct session *s)
+{
+    return s->multi ? "MULTI" : s->watch ? "WATCH" : s->blocking ? "blocking call"
+         : s->raw ? "MONITOR or reply mode" : session_tied(s) ? "subscribed"
+         : "SELECT, AUTH, HELLO or CLIENT settings";
+}
+
+/* A pinned client whose connection is to an old master and cannot move:
+ * it gets `err`, and then its connection closes. Nothing more goes to the
+ * old master. */
+static void drop_moved(struct client *c)
 {
     struct pool *p = c->pool;
 
-    *why = NULL;
-    if (c->outstanding > 0)
-        return c->be;        /* stay where the replies are: order */
-    if (c->pinned && c->be != NULL)
-        return c->be;
+    log_notice(p->name, "client %llu (%s): closed at master change, tied to the old master "
+               "by %s", (unsigned long long)c->id, c->peer, tie_name(&c->sess));
+    if (c->outstanding == 0)
+        reply_error(c, MOVED_ERR, p->master_host, p->master_port, tie_name(&c->sess));
+    /* Outstanding replies get "connection lost" errors: they were asked of
+     * the old master and may or may not have run there. */
+    backend_release(c->be, "master changed");
+    if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE)
+        client_close_after(c, "", 0);
+}
+
+void client_master_changed(struct pool *p)
+{
+    struct client *c, *next;
+
+    for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->pool == p && c->pinned && c->be != NULL && c->be->epoch != p->epoch &&
+            c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE && session_tied(&c->sess))
+            drop_moved(c);
+    }
+}
+
+enum route_rc {
+    ROUTE_OK,
+    ROUTE_NO_MASTER,         /* gated or master unreachable: *why says which */
+    ROUTE_WAIT_REPLIES,      /* replies from the old master come first */
+    ROUTE_CLOSED,            /* the client could not move and was closed */
+};
+
+/*
+ * Pick the backend connection for the next command. Every command checks
+ * the gate, and every connection carries the epoch (master) it was opened
+ * for: a command never goes to a master the pool no longer names.
+ */
+static enum route_rc route(struct client *c, struct backend **out, const char **why)
+{
+    struct pool *p = c->pool;
+
+    if ((*why = pool_gated(p)) != NULL)
+        return ROUTE_NO_MASTER;
+    if (c->be != NULL && c->be->epoch != p->epoch) {
+        if (c->outstanding > 0)
+            return ROUTE_WAIT_REPLIES;
+        if (session_tied(&c->sess) || c->sess.stateful) {
+            drop_moved(c);
+            return ROUTE_CLOSED;
+        }
+        backend_release(c->be, "master changed");   /* idle pinned: move */
+        c->be = NULL;
+    }
+    if (c->outstanding > 0 || (c->pinned && c->be != NULL)) {
+        *out = c->be;        /* stay where the replies are: order */
+        return ROUTE_OK;
+    }
     if ((*why = pool_unavailable(p)) != NULL)
-        return NULL;
-    if (c->pinned)
-        return c->be = backend_connect(p, c, -1);
-    return pool_shared_backend(p, c);
+        return ROUTE_NO_MASTER;
+    *out = c->pinned ? (c->be = backend_connect(p, c, -1)) : pool_shared_backend(p, c);
+    return ROUTE_OK;
 }
 
 /*
@@ -499,9 +560,16 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
         log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id,
                   req->name);
     }
-    be = route(c, &why);
-    if (be == NULL)
+    switch (route(c, &be, &why)) {
+    case ROUTE_OK:
+        break;
+    case ROUTE_NO_MASTER:
         return no_master(c, req, why);
+    case ROUTE_WAIT_REPLIES:
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    case ROUTE_CLOSED:
+        return DISPATCH_STOP;
+    }
     /* Nothing goes out before the connection is up: if it fails, the
      * request is still ours, never sent, and can wait or be refused. */
     if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {

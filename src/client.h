@@ -77,6 +77,8 @@ void client_close(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
 /* Process-wide hooks for rzproxy.c. */
 void client_init_loop(void);
 void client_cron(uint64_t now_ms);
+/* The pool's master changed: close pinned clients tied to the old one. */
+void client_master_changed(struct pool *p);
 void client_shutdown_begin(void);
 int client_all_idle(void);
 void client_free_all(void);

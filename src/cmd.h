@@ -26,6 +26,8 @@ enum cmd_flag {
     CMD_RESET = 1 << 9,      /* RESET: back to a fresh connection */
     CMD_HELLO = 1 << 10,     /* HELLO: may change the protocol version */
     CMD_CLIENT_REPLY = 1 << 11, /* CLIENT REPLY ON|OFF|SKIP: replies stop or resume */
+    CMD_STATE = 1 << 12,     /* sets connection state a new connection would lack
+                                (SELECT, AUTH, HELLO, CLIENT, READONLY, ...) */
 };
 
 /* Subtype of a CMD_PUBSUB command. */

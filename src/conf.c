@@ -69,6 +69,10 @@ struct directive {
     const char *help;                /* one line, for --help style listings */
 };
 
+static const char *const znode_format_names[] = {
+    "auto", "plain", "json", NULL,   /* same order as enum znode_format */
+};
+
 static const char *const on_no_master_names[] = {
     [CONF_ON_NO_MASTER_BLOCK] = "block",
     [CONF_ON_NO_MASTER_TRYAGAIN] = "tryagain",
@@ -116,12 +120,28 @@ static const char *const on_no_master_names[] = {
       "on SIGTERM, ms to wait for outstanding replies")                                        \
     D("tcp-keepalive", SC_GLOBAL, INT(G(tcp_keepalive_s), 0, 32767, U_S), "300",               \
       "SO_KEEPALIVE interval on client sockets in seconds; 0 = off")                           \
+    D("zookeeper", SC_GLOBAL, STRING(G(zookeeper)), "",                                        \
+      "ZooKeeper servers h1:p1,h2:p2[/chroot]; \"\" = none")                                    \
+    D("zk-session-timeout", SC_GLOBAL, INT(G(zk_session_timeout_ms), 100, 600000, U_MS), "10000", \
+      "ZooKeeper session timeout to ask for, ms (the server may clamp it)")                    \
+    D("zk-disconnect-grace", SC_GLOBAL, INT(G(zk_disconnect_grace_ms), 0, 600000, U_MS), "0",  \
+      "keep forwarding this many ms after losing ZooKeeper; 0 = gate at once")                 \
+    D("zk-auth-digest", SC_GLOBAL, STRING(G(zk_auth_digest)), "",                              \
+      "user:password for ZooKeeper digest authentication; \"\" = none")                        \
+    D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \
+      "write the ZooKeeper session id and password here (test aid); \"\" = none")             \
     D("pool", SC_ANY, POOL, NULL,                                                              \
       "start a pool: pool NAME; the directives after it belong to it")                         \
     D("listen", SC_POOL, ADDRLIST(P(listen), P(nlisten)), NULL,                                \
       "address clients connect to: host:port, [v6]:port or unix:/path; repeatable")            \
     D("master", SC_POOL, HOSTPORT(P(master)), NULL,                                            \
       "static master source: host:port of the redis master")                                   \
+    D("znode", SC_POOL, STRING(P(znode)), NULL,                                                \
+      "ZooKeeper master source: path of the znode naming the master")                          \
+    D("znode-format", SC_POOL, ENUM(P(znode_format), znode_format_names), "auto",              \
+      "znode contents: auto, plain (host:port) or json (redis_failover)")                      \
+    D("znode-max-age", SC_POOL, INT(P(znode_max_age_ms), 0, 86400000, U_MS), "0",              \
+      "gate when the znode was not rewritten for this many ms; 0 = off")                        \
     D("backend-sharing", SC_POOL, BOOL(P(backend_sharing)), "yes",                             \
       "multiplex clients on shared backend connections; no = one per client")                  \
     D("backend-connections", SC_POOL, INT(P(backend_connections), 1, 64, U_NONE), "2",         \
@@ -675,9 +695,9 @@ static int do_line(struct parser *p, char *line)
 
 /*
  * Whole-file checks, reported at the offending pool's line. A pool needs
- * exactly one master source; today that is `master`, the ZooKeeper `znode`
- * source will be counted here too. A pool without `listen` gets
- * CONF_DEFAULT_LISTEN, if no other pool has it.
+ * exactly one master source: `master` (static) or `znode` (ZooKeeper, which
+ * then needs `zookeeper`). A pool without `listen` gets CONF_DEFAULT_LISTEN,
+ * if no other pool has it.
  */
 static int validate(struct parser *p)
 {
@@ -687,7 +707,7 @@ static int validate(struct parser *p)
         return fail(p, "no pool defined: add `pool NAME` with `listen` and `master` lines");
     for (int i = 0; i < c->npools; i++) {
         struct conf_pool *pool = &c->pools[i];
-        int sources = (pool->master != NULL);
+        int sources = (pool->master != NULL) + (pool->znode != NULL);
         const struct conf_pool *op;
 
         if (pool->nlisten == 0) {
@@ -698,7 +718,19 @@ static int validate(struct parser *p)
             listen_append(&pool->listen, &pool->nlisten, CONF_DEFAULT_LISTEN);
         }
         if (sources == 0)
-            return fail_at(p, pool->line, "pool '%s': needs `master host:port`", pool->name);
+            return fail_at(p, pool->line, "pool '%s': needs a master source: `master host:port` "
+                           "or `znode PATH`", pool->name);
+        if (sources > 1)
+            return fail_at(p, pool->line, "pool '%s': `master` and `znode` exclude each other; "
+                           "keep one", pool->name);
+        if (pool->znode != NULL && (pool->znode[0] != '/' ||
+                                    (strlen(pool->znode) > 1 &&
+                                     pool->znode[strlen(pool->znode) - 1] == '/')))
+            return fail_at(p, pool->line, "pool '%s': znode '%s' must be an absolute path like "
+                           "/redis_failover/nodes", pool->name, pool->znode);
+        if (pool->znode != NULL && c->zookeeper[0] == '\0')
+            return fail_at(p, pool->line, "pool '%s': `znode` needs the global `zookeeper "
+                           "host:port,...` directive", pool->name);
     }
     return 0;
 }

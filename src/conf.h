@@ -34,6 +34,9 @@ struct conf_pool {
     char **listen;                   /* "host:port", "[v6]:port" or "unix:/path" */
     int nlisten;
     char *master;                    /* "master host:port" (static source), or NULL */
+    char *znode;                     /* "znode /path" (ZooKeeper source), or NULL */
+    int znode_format;                /* enum znode_format */
+    int znode_max_age_ms;            /* gate when not rewritten for this long, 0 = off */
     int backend_sharing;             /* 1 = shared route by default, 0 = pin every client */
     int backend_connections;         /* shared connections per pool and master */
     int connect_timeout_ms;          /* backend connect timeout */
@@ -56,6 +59,12 @@ struct conf {
                                         disconnect that client; 0 = never */
     int shutdown_timeout_ms;         /* SIGTERM: wait this long for outstanding replies */
     int tcp_keepalive_s;             /* SO_KEEPALIVE interval on client sockets, 0 = off */
+    /* ZooKeeper: one session serves every pool with a znode */
+    char *zookeeper;                 /* "h1:p1,h2:p2[/chroot]", "" = none */
+    int zk_session_timeout_ms;       /* requested; the server may clamp it */
+    int zk_disconnect_grace_ms;      /* keep forwarding this long after a disconnect */
+    char *zk_auth_digest;            /* "user:password" for digest auth, "" = none */
+    char *zk_session_file;           /* test aid: "<sid hex> <passwd hex>" written here */
     /* pools */
     struct conf_pool *pools;
     int npools;

@@ -19,23 +19,24 @@
 struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
 {
     struct pool *p;
-    char host[256];
-    int port;
+    char host[256] = "";
+    int port = 0;
 
-    if (cf->master == NULL ||
-        util_parse_hostport(cf->master, host, sizeof(host), &port, err, errlen) < 0) {
-        if (cf->master == NULL)
-            snprintf(err, errlen, "pool %s has no master", cf->name);
+    if (cf->master != NULL &&
+        util_parse_hostport(cf->master, host, sizeof(host), &port, err, errlen) < 0)
         return NULL;
-    }
     p = xcalloc(1, sizeof(*p));
     p->name = xstrdup(cf->name);
     p->cf = cf;
+    p->zk = cf->znode != NULL;
+    gate_init(&p->gate, proxy.conf->zk_disconnect_grace_ms > 0);
+    p->logged_mzxid = -1;
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
     p->nshared = cf->backend_connections;
-    TAILQ_INIT(&p->held);
     p->shared = xcalloc((size_t)p->nshared, sizeof(*p->shared));
+    TAILQ_INIT(&p->held);
+    TAILQ_INIT(&p->retired);
     return p;
 }
 
@@ -47,8 +48,12 @@ int pool_listen(struct pool *p, char *err, size_t errlen)
         if (p->listeners[i] == NULL)
             return -1;
         p->nlisteners = i + 1;
-        log_notice(p->name, "listening on %s, master %s:%d", p->cf->listen[i], p->master_host,
-                   p->master_port);
+        if (p->zk)
+            log_notice(p->name, "listening on %s, master from znode %s", p->cf->listen[i],
+                       p->cf->znode);
+        else
+            log_notice(p->name, "listening on %s, master %s:%d", p->cf->listen[i],
+                       p->master_host, p->master_port);
     }
     return 0;
 }
@@ -64,10 +69,14 @@ void pool_stop_listening(struct pool *p)
 
 void pool_close_backends(struct pool *p)
 {
+    struct backend *be;
+
     for (int i = 0; i < p->nshared; i++) {
         if (p->shared[i] != NULL)
             backend_release(p->shared[i], "shutting down");
     }
+    while ((be = TAILQ_FIRST(&p->retired)) != NULL)
+        backend_release(be, "shutting down");
 }
 
 void pool_free(struct pool *p)
@@ -79,11 +88,118 @@ void pool_free(struct pool *p)
     free(p);
 }
 
+const char *pool_gated(const struct pool *p)
+{
+    return p->zk ? gate_reason(p->gate.state) : NULL;
+}
+
 const char *pool_unavailable(struct pool *p)
 {
+    const char *why = pool_gated(p);
+
+    if (why != NULL)
+        return why;
     if (p->backoff_until_ms != 0 && util_now_ms() < p->backoff_until_ms)
         return "master unreachable";
     return NULL;
+}
+
+/* ---- master changes (zk pools) ----------------------------------------- */
+
+/*
+ * A new master. Nothing more goes to the old one: shared connections to it
+ * leave their slots (new commands open connections to the new master) and
+ * close once the replies already asked for are in; pinned clients move on
+ * their next command, or are closed now if tied to the old master.
+ */
+static void switch_master(struct pool *p)
+{
+    const struct znode_master *m = &p->gate.master;
+    char old[300] = "(none)";
+
+    if (p->master_host[0])
+        snprintf(old, sizeof(old), "%s:%d", p->master_host, p->master_port);
+    log_notice(p->name, "master %s -> %s:%d (znode mzxid %lld, version %d)", old, m->host, m->port,
+               (long long)p->gate.mzxid, p->gate.version);
+    snprintf(p->master_host, sizeof(p->master_host), "%s", m->host);
+    p->master_port = m->port;
+    p->epoch++;
+    p->stats.master_changes++;
+    p->backoff_ms = 0;
+    p->backoff_until_ms = 0;
+    for (int i = 0; i < p->nshared; i++) {
+        struct backend *be = p->shared[i];
+
+        if (be == NULL)
+            continue;
+        p->shared[i] = NULL;
+        be->slot = -1;
+        if (be->qlen == 0) {
+            backend_release(be, "master changed");
+        } else {
+            be->retired = 1;
+            TAILQ_INSERT_TAIL(&p->retired, be, retired_link);
+        }
+    }
+    client_master_changed(p);
+}
+
+static void wake_held(struct pool *p)
+{
+    struct client *c;
+
+    TAILQ_FOREACH(c, &p->held, wait_link)
+        client_wake(c);
+}
+
+/* Gate the pool if the znode has not moved for znode-max-age. */
+static void check_stale(struct pool *p, uint64_t now_ms)
+{
+    struct gate_event ev = { .type = GATE_EV_STALE };
+    int max_age = p->cf->znode_max_age_ms;
+
+    if (max_age > 0 && p->gate.state == GATE_READY &&
+        now_ms - p->last_change_ms >= (uint64_t)max_age)
+        pool_gate_event(p, &ev);
+}
+
+void pool_gate_event(struct pool *p, const struct gate_event *ev)
+{
+    enum gate_state old = p->gate.state;
+    int64_t old_mzxid = p->gate.mzxid;
+    int changed = gate_step(&p->gate, ev);
+
+    if (p->gate.mzxid != old_mzxid)
+        p->last_change_ms = util_now_ms();
+    else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
+        log_info(p->name, "ignored a znode read older than the one applied (mzxid %lld < %lld)",
+                 (long long)ev->mzxid, (long long)old_mzxid);
+    if (p->gate.state != old)
+        log_notice(p->name, "state %s -> %s%s%s", gate_state_name(old),
+                   gate_state_name(p->gate.state), p->gate.state == GATE_READY ? "" : ": ",
+                   p->gate.state == GATE_READY ? "" : gate_reason(p->gate.state));
+    if (changed)
+        switch_master(p);
+    if (p->gate.state == GATE_READY && ev->type != GATE_EV_STALE)
+        check_stale(p, util_now_ms());
+    if (p->gate.state == GATE_READY && old != GATE_READY)
+        wake_held(p);
+}
+
+void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *data, size_t len,
+                     const char *why)
+{
+    char shown[200];
+
+    /* Bytes that name no master: logged once per version of the znode. */
+    if (ev->result != ZNODE_MASTER && ev->mzxid != p->logged_mzxid &&
+        ev->mzxid >= p->gate.mzxid) {
+        p->logged_mzxid = ev->mzxid;
+        util_escape(data ? data : "", len, shown, sizeof(shown));
+        log_warn(p->name, "znode %s names no usable master: %s (data \"%s\", %zu bytes)",
+                 p->cf->znode, why, shown, len);
+    }
+    pool_gate_event(p, ev);
 }
 
 void pool_hold(struct pool *p, struct client *c)
@@ -133,6 +249,8 @@ void pool_cron(struct pool *p, uint64_t now_ms)
             client_wake(c);
     }
     evict_stalled(p, now_ms);
+    if (p->zk)
+        check_stale(p, now_ms);
 }
 
 struct backend *pool_shared_backend(struct pool *p, const struct client *c)
@@ -177,23 +295,41 @@ void pool_backend_gone(struct pool *p, struct backend *be)
 {
     if (be->slot >= 0 && be->slot < p->nshared && p->shared[be->slot] == be)
         p->shared[be->slot] = NULL;
+    if (be->retired) {
+        TAILQ_REMOVE(&p->retired, be, retired_link);
+        be->retired = 0;
+    }
 }
 
 void pool_info(struct pool *p, struct evbuffer *buf)
 {
+    const char *why = pool_unavailable(p);
     int open = 0;
 
     for (int i = 0; i < p->nshared; i++)
         open += p->shared[i] != NULL;
+    evbuffer_add_printf(buf, "# Pool\r\npool:%s\r\n", p->name);
+    if (p->master_host[0])
+        evbuffer_add_printf(buf, "master:%s:%d\r\n", p->master_host, p->master_port);
+    else
+        evbuffer_add_printf(buf, "master:\r\n");
+    if (p->zk)
+        evbuffer_add_printf(buf, "master_source:zookeeper\r\nstate:%s\r\n"
+                            "znode:%s\r\nznode_mzxid:%lld\r\nznode_version:%d\r\n",
+                            gate_state_name(p->gate.state), p->cf->znode,
+                            (long long)p->gate.mzxid, p->gate.version);
+    else
+        evbuffer_add_printf(buf, "master_source:static\r\nstate:%s\r\n",
+                            why ? "UNREACHABLE" : "READY");
     evbuffer_add_printf(buf,
-                        "# Pool\r\npool:%s\r\nmaster:%s:%d\r\nmaster_source:static\r\n"
-                        "state:%s\r\nbackend_sharing:%s\r\nshared_connections:%d/%d\r\n"
-                        "clients:%d\r\nclients_held:%d\r\nclients_accepted:%llu\r\ncommands:%llu\r\n"
-                        "tryagain_replies:%llu\r\nbackend_connects:%llu\r\n"
+                        "reason:%s\r\nmaster_changes:%llu\r\nepoch:%llu\r\n"
+                        "backend_sharing:%s\r\nshared_connections:%d/%d\r\n"
+                        "clients:%d\r\nclients_held:%d\r\nclients_accepted:%llu\r\n"
+                        "commands:%llu\r\ntryagain_replies:%llu\r\nbackend_connects:%llu\r\n"
                         "backend_failures:%llu\r\n",
-                        p->name, p->master_host, p->master_port,
-                        pool_unavailable(p) ? "UNREACHABLE" : "READY",
-                        p->cf->backend_sharing ? "yes" : "no", open, p->nshared, p->nclients, p->nheld,
+                        why ? why : "", (unsigned long long)p->stats.master_changes,
+                        (unsigned long long)p->epoch, p->cf->backend_sharing ? "yes" : "no", open,
+                        p->nshared, p->nclients, p->nheld,
                         (unsigned long long)p->stats.clients_accepted,
                         (unsigned long long)p->stats.commands,
                         (unsigned long long)p->stats.tryagain,

@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "gate.h"
 #include "util.h"
 
 struct conf_pool;
 struct backend;
+struct gate_event;
 struct client;
 struct listener;
 struct evbuffer;
@@ -23,6 +25,7 @@ struct pool_stats {
     uint64_t tryagain;               /* -TRYAGAIN replies sent */
     uint64_t backend_connects;       /* backend connections opened */
     uint64_t backend_failures;       /* backend connects refused / connections lost */
+    uint64_t master_changes;         /* switches to a new master */
 };
 
 struct pool {
@@ -37,6 +40,12 @@ struct pool {
     uint64_t backoff_until_ms;       /* after a failed connect: refuse until then */
     int backoff_ms;                  /* next backoff step, 0 = none */
     int nclients;                    /* live clients of this pool */
+    int zk;                          /* master source is a znode: `gate` decides */
+    struct gate gate;                /* ZooKeeper trust state (zk pools) */
+    uint64_t epoch;                  /* bumped at every master change */
+    uint64_t last_change_ms;         /* when the znode's mzxid last moved (znode-max-age) */
+    int64_t logged_mzxid;            /* bad data already logged for this mzxid */
+    TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
     int nheld;
     struct pool_stats stats;
@@ -52,8 +61,18 @@ void pool_close_backends(struct pool *p);
 /* Free the pool; its clients must be gone already. */
 void pool_free(struct pool *p);
 
-/* NULL if commands may go to the master now, else the -TRYAGAIN reason. */
+/* NULL if the pool may forward at all (a zk pool: gate READY), else the
+ * -TRYAGAIN reason. */
+const char *pool_gated(const struct pool *p);
+/* NULL if a new connection to the master may be tried now, else the
+ * -TRYAGAIN reason (gated, or backing off after a refused connect). */
 const char *pool_unavailable(struct pool *p);
+
+/* From zk.c: a gate event for this pool; and a znode read, with the bytes
+ * for the log when they do not name a master. */
+void pool_gate_event(struct pool *p, const struct gate_event *ev);
+void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *data, size_t len,
+                     const char *why);
 
 /* The shared connection a client without outstanding replies should use,
  * opened on demand. */

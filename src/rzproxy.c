@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "zk.h"
 
 struct proxy proxy;
 
@@ -125,6 +126,10 @@ static int start(void)
             return -1;
         }
     }
+    if (zk_start(err, sizeof(err)) < 0) {
+        log_error(NULL, "%s", err);
+        return -1;
+    }
     signal(SIGPIPE, SIG_IGN);
     sig_term = evsignal_new(proxy.base, SIGTERM, signal_cb, NULL);
     sig_int = evsignal_new(proxy.base, SIGINT, signal_cb, NULL);
@@ -142,6 +147,7 @@ static int start(void)
  * clients (which close their pinned backends), then the pools they used. */
 static void stop(void)
 {
+    zk_stop();
     for (int i = 0; i < proxy.npools; i++) {
         if (proxy.pools[i] != NULL)
             pool_close_backends(proxy.pools[i]);

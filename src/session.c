@@ -76,6 +76,9 @@ void session_on_send(struct session *s, const struct cmd_info *ci,
     memset(exp, 0, sizeof(*exp));
     exp->kind = SESSION_EXPECT_ONE;
 
+    /* Even queued in MULTI: it takes effect at EXEC. */
+    if (f & CMD_STATE)
+        s->stateful = 1;
     if (s->multi && (f & CMD_CLIENT_REPLY)) {
         /* Queued now, in force only at EXEC: we cannot tell when. */
         s->raw = 1;

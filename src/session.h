@@ -49,6 +49,8 @@ struct session {
     unsigned raw : 1;            /* MONITOR/SYNC: replies no longer countable */
     unsigned reply_off : 1;      /* CLIENT REPLY OFF in force */
     unsigned skip_next : 1;      /* CLIENT REPLY SKIP: the next command gets no reply */
+    unsigned stateful : 1;       /* SELECT, AUTH, HELLO, CLIENT ... sent: a new connection
+                                    would not be the same */
     int proto;                   /* RESP version of the connection: 2 or 3 */
     uint32_t blocking;           /* blocking calls in flight */
     uint32_t pubsub_inflight;    /* pub/sub commands not yet fully confirmed */

@@ -440,7 +440,7 @@ static void test_scope_errors(void **state)
     (void)state;
     expect_error("foo bar\n" MINPOOL, "t.conf:1: unknown directive 'foo'");
     expect_error(MINPOOL "\n  zookeeper 127.0.0.1:2181\n",
-                 "t.conf:5: unknown directive 'zookeeper'");
+                 "t.conf:5: 'zookeeper' is a global directive; put it before the first pool");
     expect_error("maxclients 5\nlisten 127.0.0.1:7001\n" MINPOOL,
                  "t.conf:2: directive 'listen' belongs inside a pool");
     expect_error("master 127.0.0.1:6379\n", "t.conf:1: directive 'master' belongs inside a pool");
@@ -498,7 +498,17 @@ static void test_pool_errors(void **state)
                  "t.conf:5: pool 'b': needs a `listen ADDRESS` (the default 127.0.0.1:6380 "
                  "is used by pool 'a')");
     expect_error(MINPOOL "\n# b\npool b\n  listen 127.0.0.1:7002\n  backend-sharing no\n",
-                 "t.conf:6: pool 'b': needs `master host:port`");
+                 "t.conf:6: pool 'b': needs a master source: `master host:port` or `znode PATH`");
+    expect_error(MINPOOL "pool b\n  listen 127.0.0.1:7002\n  znode /x\n",
+                 "t.conf:4: pool 'b': `znode` needs the global `zookeeper host:port,...` "
+                 "directive");
+    expect_error("zookeeper 127.0.0.1:2181\n" MINPOOL "pool b\n  listen 127.0.0.1:7002\n"
+                 "  znode x/y\n",
+                 "t.conf:5: pool 'b': znode 'x/y' must be an absolute path like "
+                 "/redis_failover/nodes");
+    expect_error("zookeeper 127.0.0.1:2181\n" MINPOOL "pool b\n  listen 127.0.0.1:7002\n"
+                 "  znode /x\n  master 127.0.0.1:1\n",
+                 "t.conf:5: pool 'b': `master` and `znode` exclude each other; keep one");
     expect_error("", "t.conf:1: no pool defined: add `pool NAME` with `listen` and `master` lines");
     expect_error("# only\n# comments\n",
                  "t.conf:2: no pool defined: add `pool NAME` with `listen` and `master` lines");
@@ -586,8 +596,9 @@ static void test_directive_names(void **state)
     static const char *const want[] = {
         "loglevel", "logfile", "pidfile", "maxclients", "timeout",
         "client-query-buffer-limit", "output-buffer-limit", "output-stall-timeout",
-        "shutdown-timeout",
-        "tcp-keepalive", "pool", "listen", "master", "backend-sharing",
+        "shutdown-timeout", "tcp-keepalive", "zookeeper", "zk-session-timeout",
+        "zk-disconnect-grace", "zk-auth-digest", "zk-session-file",
+        "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "on-no-master", "block-timeout",
     };
     size_t n = 0;

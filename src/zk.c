@@ -1,0 +1,643 @@
+/*
+ * zk: one ZooKeeper session for every pool that reads a znode.
+ *
+ *   ZK completion thread                      loop thread
+ *   --------------------                      -----------
+ *   session_watcher / node_watcher  --+
+ *   exists_done / get_done            +--> queue (mutex) + wake pipe --> drain()
+ *                                                                          |
+ *     session events -> every pool's gate        node events and reads -> that pool
+ *
+ * The callbacks copy what they were given (buffers live only during the
+ * call) and return. Messages carry the generation of the handle they came
+ * from, so anything that arrives from a handle we already closed is
+ * dropped. zookeeper_close() is only ever called here, on the loop thread:
+ * never from a callback (a use-after-free in 3.8.0).
+ *
+ * Trust rules (DESIGN.md section 2), and where they live:
+ *  - the watcher's `state` argument, not zoo_state(), says connected;
+ *  - a disconnect starts our own timer: after the negotiated session
+ *    timeout without reconnecting we treat the session as expired, close
+ *    the handle and open a new one (a partitioned client is never told);
+ *  - after every (re)connect: sync, then exists (+ get) with a watch;
+ *  - watches are one-shot: every node event re-arms, and every completion
+ *    result is acted on (a create right after a delete yields no event);
+ *  - exists first, then get: get on a missing node sets no watch;
+ *  - session events also reach per-path watchers: ignored there.
+ */
+#define THREADED 1
+#include "zk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <zookeeper/zookeeper.h>
+
+#include "conf.h"
+#include "gate.h"
+#include "log.h"
+#include "pool.h"
+#include "proxy.h"
+#include "znode.h"
+
+#define ZK_REOPEN_MS 1000            /* retry zookeeper_init / after AUTH_FAILED */
+#define ZK_LOG_EVERY_MS 30000        /* library warnings: one per 30 s; our own state
+                                        lines already say what is going on */
+#define CTX_SESSION 0xffff
+
+enum zk_msg_kind {
+    MSG_SESSION,                     /* session event: state */
+    MSG_NODE,                        /* watch fired: type */
+    MSG_EXISTS,                      /* exists completed: rc, stat */
+    MSG_GET,                         /* get completed: rc, stat, data */
+};
+
+struct zk_msg {
+    struct zk_msg *next;
+    enum zk_msg_kind kind;
+    uint64_t gen;                    /* handle generation it came from */
+    int widx;                        /* watch index, or -1 */
+    int type, state, rc;
+    int64_t mzxid;
+    int32_t version;
+    char *data;                      /* MSG_GET, owned by the message */
+    int datalen;
+};
+
+struct zk_watch {
+    struct pool *pool;
+    const char *path;                /* pool->cf->znode */
+};
+
+static struct zk {
+    zhandle_t *zh;
+    uint64_t gen;                    /* of zh; bumped by every zookeeper_init */
+    int connected;                   /* last session event was CONNECTED */
+    int timeout_ms;                  /* negotiated (requested until first connect) */
+    clientid_t cid;                  /* of the last connected session */
+    uint64_t connects;               /* CONNECTED events seen */
+    struct zk_watch *watches;
+    int nwatches;
+    pthread_mutex_t lock;            /* guards the queue; taken by ZK threads */
+    struct zk_msg *head, *tail;
+    int wake[2];                     /* pipe: a byte means "drain the queue" */
+    struct event *wake_ev;
+    struct event *expiry;            /* own session-expiry timer while disconnected */
+    struct event *grace;             /* zk-disconnect-grace timer */
+    struct event *reopen;            /* retry opening a handle */
+    int started;
+} zk = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = { -1, -1 } };
+
+/* ---- ZooKeeper threads: copy, enqueue, wake ----------------------------- */
+
+static void *ctx_of(uint64_t gen, int widx)
+{
+    return (void *)(uintptr_t)((gen << 16) | (uint64_t)(widx & 0xffff));
+}
+
+static void ctx_split(const void *ctx, uint64_t *gen, int *widx)
+{
+    uintptr_t v = (uintptr_t)ctx;
+
+    *gen = (uint64_t)v >> 16;
+    *widx = (int)(v & 0xffff);
+}
+
+static void enqueue(struct zk_msg *m)
+{
+    char byte = 1;
+    ssize_t rc;
+
+    pthread_mutex_lock(&zk.lock);
+    if (zk.tail != NULL)
+        zk.tail->next = m;
+    else
+        zk.head = m;
+    zk.tail = m;
+    pthread_mutex_unlock(&zk.lock);
+    /* Non-blocking: a full pipe already holds a wake-up; nothing is lost,
+     * the message is in the queue. */
+    rc = write(zk.wake[1], &byte, 1);
+    RZ_UNUSED(rc);
+}
+
+static struct zk_msg *msg_new(enum zk_msg_kind kind, const void *ctx)
+{
+    struct zk_msg *m = xcalloc(1, sizeof(*m));
+    int widx;
+
+    m->kind = kind;
+    ctx_split(ctx, &m->gen, &widx);
+    m->widx = widx == CTX_SESSION ? -1 : widx;
+    return m;
+}
+
+static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zk_msg *m;
+
+    RZ_UNUSED(zh);
+    RZ_UNUSED(path);
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    m = msg_new(MSG_SESSION, ctx);
+    m->state = state;
+    enqueue(m);
+}
+
+static void node_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct zk_msg *m;
+
+    RZ_UNUSED(zh);
+    RZ_UNUSED(state);
+    RZ_UNUSED(path);
+    /* Session events reach every watcher; the session watcher has them. */
+    if (type == ZOO_SESSION_EVENT)
+        return;
+    m = msg_new(MSG_NODE, ctx);
+    m->type = type;
+    enqueue(m);
+}
+
+static void exists_done(int rc, const struct Stat *stat, const void *ctx)
+{
+    struct zk_msg *m = msg_new(MSG_EXISTS, ctx);
+
+    m->rc = rc;
+    if (rc == ZOK && stat != NULL) {
+        m->mzxid = stat->mzxid;
+        m->version = stat->version;
+    }
+    enqueue(m);
+}
+
+static void get_done(int rc, const char *value, int len, const struct Stat *stat,
+                     const void *ctx)
+{
+    struct zk_msg *m = msg_new(MSG_GET, ctx);
+
+    m->rc = rc;
+    if (rc == ZOK && stat != NULL) {
+        m->mzxid = stat->mzxid;
+        m->version = stat->version;
+    }
+    if (rc == ZOK && value != NULL && len > 0) {
+        m->data = xmalloc((size_t)len);
+        memcpy(m->data, value, (size_t)len);
+        m->datalen = len;
+    }
+    enqueue(m);
+}
+
+static void sync_done(int rc, const char *value, const void *ctx)
+{
+    RZ_UNUSED(rc);
+    RZ_UNUSED(value);
+    RZ_UNUSED(ctx);
+    /* Nothing to do: the exists/get queued behind it carries the result. */
+}
+
+/*
+ * The library's own log, from any of its threads. While every server is
+ * down it logs an error per connection attempt (dozens a second), so pass
+ * on at most one warning per ZK_LOG_EVERY_MS and count the rest.
+ */
+static void library_log(const char *message)
+{
+    static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last_ms, dropped;
+    uint64_t now = util_now_ms();
+    enum log_level level = strstr(message, "ZOO_ERROR") ? LOGL_WARN
+                           : strstr(message, "ZOO_WARN") ? LOGL_WARN
+                           : strstr(message, "ZOO_INFO") ? LOGL_INFO : LOGL_DEBUG;
+    uint64_t skipped = 0;
+    int pass;
+
+    if (level > log_level_current)
+        return;
+    pthread_mutex_lock(&log_lock);
+    pass = now - last_ms >= ZK_LOG_EVERY_MS || level == LOGL_DEBUG;
+    if (pass) {
+        last_ms = now;
+        skipped = dropped;
+        dropped = 0;
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&log_lock);
+    if (!pass)
+        return;
+    if (skipped > 0)
+        log_write(level, NULL, "zookeeper library: %s (%llu similar lines suppressed)", message,
+                  (unsigned long long)skipped);
+    else
+        log_write(level, NULL, "zookeeper library: %s", message);
+}
+
+/* ---- loop thread: gate events --------------------------------------------- */
+
+static void feed(struct pool *p, enum gate_event_type type)
+{
+    struct gate_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.type = type;
+    pool_gate_event(p, &ev);
+}
+
+static void feed_all(enum gate_event_type type)
+{
+    for (int i = 0; i < zk.nwatches; i++)
+        feed(zk.watches[i].pool, type);
+}
+
+/* Errors that say "the connection or session is gone": the session events
+ * tell that story; the read is re-issued after reconnect. */
+static int session_error(int rc)
+{
+    return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED ||
+           rc == ZINVALIDSTATE || rc == ZCLOSING || rc == ZSESSIONMOVED;
+}
+
+/* exists (watch) first; get follows when it exists. */
+static void read_znode(int widx)
+{
+    struct zk_watch *w = &zk.watches[widx];
+    int rc = zoo_awexists(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), exists_done,
+                          ctx_of(zk.gen, widx));
+
+    if (rc != ZOK && !session_error(rc))
+        log_warn(w->pool->name, "zookeeper: cannot read %s: %s", w->path, zerror(rc));
+}
+
+static void sync_and_read(int widx)
+{
+    struct zk_watch *w = &zk.watches[widx];
+    /* Requests of one session are answered in order: the read queued right
+     * after the sync sees at least what the leader had at the sync. */
+    int rc = zoo_async(zk.zh, w->path, sync_done, ctx_of(zk.gen, widx));
+
+    if (rc != ZOK && !session_error(rc))
+        log_warn(w->pool->name, "zookeeper: cannot sync %s: %s", w->path, zerror(rc));
+    read_znode(widx);
+}
+
+static void read_failed(struct zk_watch *w, const char *op, int rc)
+{
+    if (session_error(rc))
+        return;
+    log_warn(w->pool->name, "zookeeper: %s %s failed: %s", op, w->path, zerror(rc));
+    feed(w->pool, GATE_EV_READ_ERROR);
+}
+
+static void on_exists(struct zk_watch *w, int widx, const struct zk_msg *m)
+{
+    if (m->rc == ZOK) {
+        int rc = zoo_awget(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), get_done,
+                           ctx_of(zk.gen, widx));
+        if (rc != ZOK)
+            read_failed(w, "get", rc);
+    } else if (m->rc == ZNONODE) {
+        feed(w->pool, GATE_EV_READ_NONODE);
+    } else {
+        read_failed(w, "exists", m->rc);
+    }
+}
+
+static void on_get(struct zk_watch *w, int widx, const struct zk_msg *m)
+{
+    struct gate_event ev;
+    char why[256];
+
+    if (m->rc == ZNONODE) {
+        read_znode(widx);            /* deleted between exists and get */
+        return;
+    }
+    if (m->rc != ZOK) {
+        read_failed(w, "get", m->rc);
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = GATE_EV_READ_DATA;
+    ev.mzxid = m->mzxid;
+    ev.version = m->version;
+    ev.result = znode_parse(m->data, (size_t)m->datalen,
+                            (enum znode_format)w->pool->cf->znode_format, &ev.master, why,
+                            sizeof(why));
+    pool_znode_read(w->pool, &ev, m->data, (size_t)m->datalen, why);
+}
+
+static void on_node(struct zk_watch *w, int widx, const struct zk_msg *m)
+{
+    log_debug(w->pool->name, "zookeeper: watch fired on %s (type %d)", w->path, m->type);
+    feed(w->pool, m->type == ZOO_DELETED_EVENT ? GATE_EV_NODE_DELETED : GATE_EV_NODE_CHANGED);
+    read_znode(widx);
+}
+
+/* ---- loop thread: the session ------------------------------------------- */
+
+static void zk_open(void);
+
+static void write_session_file(void)
+{
+    const char *path = proxy.conf->zk_session_file;
+    FILE *fp;
+
+    if (path == NULL || path[0] == '\0')
+        return;
+    fp = fopen(path, "w");
+    if (fp == NULL) {
+        log_warn(NULL, "cannot write zk-session-file %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(fp, "%llx ", (unsigned long long)zk.cid.client_id);
+    for (size_t i = 0; i < sizeof(zk.cid.passwd); i++)
+        fprintf(fp, "%02x", (unsigned char)zk.cid.passwd[i]);
+    fprintf(fp, "\n");
+    fclose(fp);
+}
+
+static void close_handle(void)
+{
+    if (zk.zh == NULL)
+        return;
+    zookeeper_close(zk.zh);
+    zk.zh = NULL;
+    zk.connected = 0;
+}
+
+/* The session is gone (told, or by our own timer). Never reuse the handle:
+ * close it and start a new session; the pools stay EXPIRED until it works. */
+static void session_expired(const char *why)
+{
+    log_warn(NULL, "zookeeper session 0x%llx expired (%s): opening a new session",
+             (unsigned long long)zk.cid.client_id, why);
+    event_del(zk.expiry);
+    event_del(zk.grace);
+    feed_all(GATE_EV_EXPIRED);
+    close_handle();
+    zk_open();
+}
+
+static void expiry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    if (!zk.connected)
+        session_expired("disconnected for longer than the session timeout");
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    if (!zk.connected)
+        feed_all(GATE_EV_GRACE_OVER);
+}
+
+static void reopen_cb(evutil_socket_t fd, short what, void *arg)
+{
+    RZ_UNUSED(fd);
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    zk_open();
+}
+
+static void add_timer(struct event *ev, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    event_add(ev, &tv);
+}
+
+static void on_connected(void)
+{
+    const clientid_t *cid = zoo_client_id(zk.zh);
+    int same = cid != NULL && zk.connects > 0 && cid->client_id == zk.cid.client_id;
+
+    zk.connected = 1;
+    zk.connects++;
+    zk.timeout_ms = zoo_recv_timeout(zk.zh);
+    if (cid != NULL)
+        zk.cid = *cid;
+    event_del(zk.expiry);
+    event_del(zk.grace);
+    log_notice(NULL, "zookeeper session 0x%llx %s (timeout %d ms)",
+               (unsigned long long)zk.cid.client_id, same ? "reconnected" : "established",
+               zk.timeout_ms);
+    write_session_file();
+    feed_all(GATE_EV_CONNECTED);
+    for (int i = 0; i < zk.nwatches; i++)
+        sync_and_read(i);
+}
+
+static void on_disconnected(void)
+{
+    zk.connected = 0;
+    log_warn(NULL, "zookeeper connection lost (session 0x%llx); gating until it is back, "
+             "treating the session as expired after %d ms",
+             (unsigned long long)zk.cid.client_id, zk.timeout_ms);
+    add_timer(zk.expiry, zk.timeout_ms);
+    if (proxy.conf->zk_disconnect_grace_ms > 0)
+        add_timer(zk.grace, proxy.conf->zk_disconnect_grace_ms);
+    feed_all(GATE_EV_DISCONNECTED);
+}
+
+static void on_session(int state)
+{
+    if (state == ZOO_CONNECTED_STATE) {
+        on_connected();
+    } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+        if (zk.connected)
+            on_disconnected();
+    } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+        session_expired("the server says so");
+    } else if (state == ZOO_AUTH_FAILED_STATE) {
+        log_error(NULL, "zookeeper refused our credentials (zk-auth-digest); retrying in %d ms",
+                  ZK_REOPEN_MS);
+        event_del(zk.expiry);
+        feed_all(GATE_EV_AUTH_FAILED);
+        close_handle();
+        add_timer(zk.reopen, ZK_REOPEN_MS);
+    }
+}
+
+static void dispatch_msg(const struct zk_msg *m)
+{
+    struct zk_watch *w;
+
+    if (zk.zh == NULL || m->gen != zk.gen)
+        return;                      /* from a handle we closed */
+    if (m->kind == MSG_SESSION) {
+        on_session(m->state);
+        return;
+    }
+    if (m->widx < 0 || m->widx >= zk.nwatches || !zk.connected)
+        return;
+    w = &zk.watches[m->widx];
+    switch (m->kind) {
+    case MSG_NODE:
+        on_node(w, m->widx, m);
+        break;
+    case MSG_EXISTS:
+        on_exists(w, m->widx, m);
+        break;
+    case MSG_GET:
+        on_get(w, m->widx, m);
+        break;
+    default:
+        break;
+    }
+}
+
+static struct zk_msg *take_all(void)
+{
+    struct zk_msg *m;
+
+    pthread_mutex_lock(&zk.lock);
+    m = zk.head;
+    zk.head = zk.tail = NULL;
+    pthread_mutex_unlock(&zk.lock);
+    return m;
+}
+
+static void free_msgs(struct zk_msg *m)
+{
+    while (m != NULL) {
+        struct zk_msg *next = m->next;
+        free(m->data);
+        free(m);
+        m = next;
+    }
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[256];
+    struct zk_msg *m, *next;
+
+    RZ_UNUSED(what);
+    RZ_UNUSED(arg);
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    /* In order: the library delivers session events, watch events and
+     * completions through one FIFO; the queue keeps that order. */
+    for (m = take_all(); m != NULL; m = next) {
+        next = m->next;
+        dispatch_msg(m);
+        free(m->data);
+        free(m);
+    }
+}
+
+static void zk_open(void)
+{
+    int flags = ZOO_NO_LOG_CLIENTENV;
+
+    zk.gen++;
+    zk.connected = 0;
+    zk.timeout_ms = proxy.conf->zk_session_timeout_ms;
+    feed_all(GATE_EV_SESSION_OPENING);
+    zk.zh = zookeeper_init2(proxy.conf->zookeeper, session_watcher,
+                            proxy.conf->zk_session_timeout_ms, NULL, ctx_of(zk.gen, CTX_SESSION),
+                            flags, library_log);
+    if (zk.zh == NULL) {
+        log_error(NULL, "zookeeper: cannot start a session with '%s': %s; retrying in %d ms",
+                  proxy.conf->zookeeper, strerror(errno), ZK_REOPEN_MS);
+        add_timer(zk.reopen, ZK_REOPEN_MS);
+        return;
+    }
+    if (proxy.conf->zk_auth_digest[0] != '\0') {
+        const char *cred = proxy.conf->zk_auth_digest;
+        int rc = zoo_add_auth(zk.zh, "digest", cred, (int)strlen(cred), NULL, NULL);
+        if (rc != ZOK)
+            log_error(NULL, "zookeeper: cannot add digest auth: %s", zerror(rc));
+    }
+    log_info(NULL, "zookeeper: connecting to %s (session timeout %d ms requested)",
+             proxy.conf->zookeeper, proxy.conf->zk_session_timeout_ms);
+}
+
+int zk_start(char *err, size_t errlen)
+{
+    for (int i = 0; i < proxy.npools; i++) {
+        if (proxy.pools[i]->cf->znode != NULL)
+            zk.nwatches++;
+    }
+    if (zk.nwatches == 0)
+        return 0;
+    zk.watches = xcalloc((size_t)zk.nwatches, sizeof(*zk.watches));
+    for (int i = 0, n = 0; i < proxy.npools; i++) {
+        if (proxy.pools[i]->cf->znode != NULL) {
+            zk.watches[n].pool = proxy.pools[i];
+            zk.watches[n].path = proxy.pools[i]->cf->znode;
+            n++;
+        }
+    }
+    if (pipe2(zk.wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "zookeeper: pipe: %s", strerror(errno));
+        return -1;
+    }
+    zk.wake_ev = event_new(proxy.base, zk.wake[0], EV_READ | EV_PERSIST, drain_cb, NULL);
+    event_add(zk.wake_ev, NULL);
+    zk.expiry = evtimer_new(proxy.base, expiry_cb, NULL);
+    zk.grace = evtimer_new(proxy.base, grace_cb, NULL);
+    zk.reopen = evtimer_new(proxy.base, reopen_cb, NULL);
+    zoo_set_debug_level(log_level_current >= LOGL_DEBUG ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_WARN);
+    zk.started = 1;
+    zk_open();
+    return 0;
+}
+
+void zk_stop(void)
+{
+    if (!zk.started)
+        return;
+    /* Closes the session on the server too (ephemerals, watches), and joins
+     * the library's threads: no callback runs after this. */
+    close_handle();
+    free_msgs(take_all());
+    event_free(zk.wake_ev);
+    event_free(zk.expiry);
+    event_free(zk.grace);
+    event_free(zk.reopen);
+    close(zk.wake[0]);
+    close(zk.wake[1]);
+    free(zk.watches);
+    zk.watches = NULL;
+    zk.nwatches = 0;
+    zk.started = 0;
+}
+
+void zk_resync(struct pool *p)
+{
+    if (zk.zh == NULL || !zk.connected)
+        return;
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool == p) {
+            feed(p, GATE_EV_NODE_CHANGED);
+            sync_and_read(i);
+        }
+    }
+}
+
+void zk_info(struct evbuffer *buf)
+{
+    if (!zk.started)
+        return;
+    evbuffer_add_printf(buf, "# ZooKeeper\r\nzk_servers:%s\r\nzk_connected:%s\r\n"
+                        "zk_session_id:0x%llx\r\nzk_session_timeout_ms:%d\r\n"
+                        "zk_connects:%llu\r\n",
+                        proxy.conf->zookeeper, zk.connected ? "yes" : "no",
+                        (unsigned long long)zk.cid.client_id, zk.timeout_ms,
+                        (unsigned long long)zk.connects);
+}

@@ -1,0 +1,35 @@
+/*
+ * zk: the one ZooKeeper session of the process, and the watch on each
+ * pool's znode.
+ *
+ * libzookeeper_mt runs its own IO and completion threads. Its callbacks only
+ * copy what they got into a queue and wake the loop; everything else
+ * happens here on the loop thread, which turns session events, watch events
+ * and read results into gate events for the pools (see gate.h).
+ */
+#ifndef RZ_ZK_H
+#define RZ_ZK_H
+
+#include <stdint.h>
+
+#include "util.h"
+
+struct evbuffer;
+struct pool;
+
+/* Open the session if any pool reads a znode. Never fails for an
+ * unreachable ensemble (the pools stay gated and it keeps trying); fails
+ * only for a host string the library rejects. */
+int zk_start(char *err, size_t errlen) RZ_MUSTCHECK;
+
+/* Close the session cleanly (SIGTERM) and free everything. */
+void zk_stop(void);
+
+/* Re-read a pool's znode (after sync), e.g. when a master reports it is a
+ * replica: our view may be stale. */
+void zk_resync(struct pool *p);
+
+/* "key:value\r\n" lines about the session, for PROXY INFO. */
+void zk_info(struct evbuffer *buf);
+
+#endif
