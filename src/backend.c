@@ -406,3 +406,13 @@ void backend_release(struct backend *be, const char *reason)
 {
     teardown(be, reason, 0);
 }
+
+void backend_detach(struct backend *be, const char *reason)
+{
+    if (be->qlen > 0) {
+        log_error(be->pool->name, "backend %llu: detached with %u replies outstanding (bug)",
+                  (unsigned long long)be->id, be->qlen);
+    }
+    be->pinned = NULL;   /* the owner moves on: nobody to tell */
+    teardown(be, reason, 0);
+}

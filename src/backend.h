@@ -81,5 +81,8 @@ void backend_close(struct backend *be, const char *reason);
 /* Close when nothing failed (the pinned owner went away, shutdown). Owners
  * of outstanding replies are treated as in backend_close(). */
 void backend_release(struct backend *be, const char *reason);
+/* Close an idle pinned connection whose owner moves to another one: the
+ * owner is not told (it keeps going). */
+void backend_detach(struct backend *be, const char *reason);
 
 #endif

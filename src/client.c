@@ -287,16 +287,24 @@ void client_close(struct client *c, const char *fmt, ...)
 }
 
 /* Write a last reply, stop reading, close once it is flushed. */
-static void client_close_after(struct client *c, const char *reply, size_t len)
+static void begin_closing(struct client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-
-    if (len > 0)
-        evbuffer_add(out, reply, len);
     bufferevent_disable(c->bev, EV_READ);
     client_set_state(c, CLIENT_CLOSING);
-    if (evbuffer_get_length(out) == 0)
+}
+
+static void close_if_flushed(struct client *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         client_close(c, "closed by request");
+}
+
+static void client_close_after(struct client *c, const char *reply, size_t len)
+{
+    if (len > 0)
+        evbuffer_add(bufferevent_get_output(c->bev), reply, len);
+    begin_closing(c);
+    close_if_flushed(c);
 }
 
 /* ---- replies from backend.c -------------------------------------------- */
@@ -324,6 +332,9 @@ void client_reply_done(struct client *c)
         client_close(c, "internal error: reply accounting");
         return;
     }
+    /* A reply is interaction too (like redis's lastinteraction): a client
+     * whose slow reply just came is not idle. */
+    c->last_active_ms = util_now_ms();
     if (--c->outstanding > 0)
         return;
     if (!c->pinned)
@@ -356,8 +367,6 @@ void client_backend_closed(struct client *c, int was_connected, const char *why)
         c->be = NULL;
     if (!was_connected || c->state == CLIENT_ZOMBIE || c->state == CLIENT_CLOSING)
         return;
-    if (c->state != CLIENT_ACTIVE)
-        client_set_state(c, CLIENT_ACTIVE);
     log_notice(c->pool->name, "client %llu: connection to master lost (%s)",
                (unsigned long long)c->id, why);
     client_close_after(c, "", 0);
@@ -454,9 +463,9 @@ static void drop_moved(struct client *c)
         reply_error(c, MOVED_ERR, p->master_host, p->master_port, tie_name(&c->sess));
     /* Outstanding replies get "connection lost" errors: they were asked of
      * the old master and may or may not have run there. */
+    begin_closing(c);
     backend_release(c->be, "master changed");
-    if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE)
-        client_close_after(c, "", 0);
+    close_if_flushed(c);
 }
 
 void client_master_changed(struct pool *p)
@@ -496,7 +505,7 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
             drop_moved(c);
             return ROUTE_CLOSED;
         }
-        backend_release(c->be, "master changed");   /* idle pinned: move */
+        backend_detach(c->be, "master changed");    /* idle pinned: move */
         c->be = NULL;
     }
     if (c->outstanding > 0 || (c->pinned && c->be != NULL)) {
@@ -715,7 +724,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static int client_idle(const struct client *c)
 {
-    return c->outstanding == 0 && !session_tied(&c->sess) &&
+    return c->outstanding == 0 && !session_tied(&c->sess) && c->bev != NULL &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
            (c->state == CLIENT_ACTIVE || c->state == CLIENT_WAIT_OUTPUT);
 }
 
