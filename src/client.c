@@ -53,6 +53,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "zk.h"
 
 #define CLIENT_PAUSED_READ_MAX (64 * 1024)
 
@@ -496,6 +497,13 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
 {
     struct pool *p = c->pool;
 
+    if (p->zk) {
+        /* May run ZooKeeper events now, which may close this very client
+         * (tied to a master that changed). */
+        zk_check_stall(util_now_ms());
+        if (c->state != CLIENT_ACTIVE)
+            return ROUTE_CLOSED;
+    }
     if ((*why = pool_gated(p)) != NULL)
         return ROUTE_NO_MASTER;
     if (c->be != NULL && c->be->epoch != p->epoch) {

@@ -309,10 +309,13 @@ void pool_info(struct pool *p, struct evbuffer *buf)
     for (int i = 0; i < p->nshared; i++)
         open += p->shared[i] != NULL;
     evbuffer_add_printf(buf, "# Pool\r\npool:%s\r\n", p->name);
-    if (p->master_host[0])
+    /* master: where commands go now; nowhere while gated. */
+    if (p->master_host[0] && pool_gated(p) == NULL)
         evbuffer_add_printf(buf, "master:%s:%d\r\n", p->master_host, p->master_port);
     else
         evbuffer_add_printf(buf, "master:\r\n");
+    if (p->master_host[0])
+        evbuffer_add_printf(buf, "last_master:%s:%d\r\n", p->master_host, p->master_port);
     if (p->zk)
         evbuffer_add_printf(buf, "master_source:zookeeper\r\nstate:%s\r\n"
                             "znode:%s\r\nznode_mzxid:%lld\r\nznode_version:%d\r\n",

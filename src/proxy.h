@@ -31,6 +31,7 @@ struct proxy {
     int shutting_down;           /* SIGTERM seen: no accepts, draining */
     uint64_t shutdown_deadline_ms;
     uint64_t start_ms;
+    uint64_t tick_ms;            /* last cron run: a gap means the process stalled */
 };
 
 extern struct proxy proxy;

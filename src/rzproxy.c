@@ -76,6 +76,8 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
     RZ_UNUSED(fd);
     RZ_UNUSED(what);
     RZ_UNUSED(arg);
+    zk_check_stall(now);
+    proxy.tick_ms = now;
     client_cron(now);
     for (int i = 0; i < proxy.npools; i++)
         pool_cron(proxy.pools[i], now);
@@ -216,7 +218,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rzproxy: %s\n", err);
         return 1;
     }
-    proxy.start_ms = util_now_ms();
+    proxy.start_ms = proxy.tick_ms = util_now_ms();
     log_notice(NULL, "rzproxy %s starting, pid %d, configuration %s", PACKAGE_VERSION,
                (int)getpid(), path);
     if (start() < 0) {

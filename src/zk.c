@@ -618,6 +618,18 @@ void zk_stop(void)
     zk.started = 0;
 }
 
+void zk_check_stall(uint64_t now_ms)
+{
+    if (!zk.started || now_ms - proxy.tick_ms <= ZK_STALL_MS)
+        return;
+    log_warn(NULL, "the event loop stalled for %llu ms: re-reading every znode before "
+             "forwarding again", (unsigned long long)(now_ms - proxy.tick_ms));
+    proxy.tick_ms = now_ms;
+    drain_cb(zk.wake[0], EV_READ, NULL);
+    for (int i = 0; i < zk.nwatches; i++)
+        zk_resync(zk.watches[i].pool);
+}
+
 void zk_resync(struct pool *p)
 {
     if (zk.zh == NULL || !zk.connected)

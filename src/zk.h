@@ -29,6 +29,16 @@ void zk_stop(void);
  * replica: our view may be stale. */
 void zk_resync(struct pool *p);
 
+/*
+ * Call before trusting READY. If the loop has not run its 100 ms cron for
+ * longer than ZK_STALL_MS (the process was stopped, swapped or starved),
+ * events may be waiting that say the master changed or the session died:
+ * handle what the library already delivered, then gate every ZooKeeper
+ * pool and re-read its znode (sync first) before forwarding again.
+ */
+#define ZK_STALL_MS 500
+void zk_check_stall(uint64_t now_ms);
+
 /* "key:value\r\n" lines about the session, for PROXY INFO. */
 void zk_info(struct evbuffer *buf);
 
