@@ -83,6 +83,7 @@ static struct zk {
     int timeout_ms;                  /* negotiated (requested until first connect) */
     clientid_t cid;                  /* of the last connected session */
     uint64_t connects;               /* CONNECTED events seen */
+    int auth_failing;                /* AUTH_FAILED since the last CONNECTED: log once */
     struct zk_watch *watches;
     int nwatches;
     pthread_mutex_t lock;            /* guards the queue; taken by ZK threads */
@@ -427,6 +428,7 @@ static void on_connected(void)
 
     zk.connected = 1;
     zk.connects++;
+    zk.auth_failing = 0;
     zk.timeout_ms = zoo_recv_timeout(zk.zh);
     if (cid != NULL)
         zk.cid = *cid;
@@ -463,8 +465,9 @@ static void on_session(int state)
     } else if (state == ZOO_EXPIRED_SESSION_STATE) {
         session_expired("the server says so");
     } else if (state == ZOO_AUTH_FAILED_STATE) {
-        log_error(NULL, "zookeeper refused our credentials (zk-auth-digest); retrying in %d ms",
-                  ZK_REOPEN_MS);
+        if (!zk.auth_failing++)
+            log_error(NULL, "zookeeper refused our credentials (zk-auth-digest); retrying "
+                      "every %d ms", ZK_REOPEN_MS);
         event_del(zk.expiry);
         feed_all(GATE_EV_AUTH_FAILED);
         close_handle();
