@@ -408,6 +408,7 @@ static void reply_proxy_info(struct client *c)
     evbuffer_add_printf(body, "# Client\r\nid:%llu\r\nroute:%s\r\n",
                         (unsigned long long)c->id, c->pinned ? "pinned" : "shared");
     pool_info(c->pool, body);
+    zk_info(body);
     evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
     evbuffer_add_buffer(out, body);
     evbuffer_add(out, "\r\n", 2);
