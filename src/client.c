@@ -541,7 +541,10 @@ static enum dispatch_rc no_master(struct client *c, const struct resp_request *r
 
     if (c->outstanding > 0)
         return wait_for(c, CLIENT_WAIT_REPLIES);
-    if (cf->on_no_master == CONF_ON_NO_MASTER_BLOCK &&
+    /* SYNCING is one round trip to ZooKeeper (a rewrite of the znode, a
+     * reconnect): held even with on-no-master tryagain, so a director that
+     * rewrites the znode regularly does not turn into errors. */
+    if ((cf->on_no_master == CONF_ON_NO_MASTER_BLOCK || pool_gate_transient(c->pool)) &&
         (c->held_since_ms == 0 || now - c->held_since_ms < (uint64_t)cf->block_timeout_ms)) {
         if (c->held_since_ms == 0)
             c->held_since_ms = now;

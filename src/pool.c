@@ -93,6 +93,11 @@ const char *pool_gated(const struct pool *p)
     return p->zk ? gate_reason(p->gate.state) : NULL;
 }
 
+int pool_gate_transient(const struct pool *p)
+{
+    return p->zk && p->gate.state == GATE_SYNCING;
+}
+
 const char *pool_unavailable(struct pool *p)
 {
     const char *why = pool_gated(p);
@@ -174,15 +179,25 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
         log_info(p->name, "ignored a znode read older than the one applied (mzxid %lld < %lld)",
                  (long long)ev->mzxid, (long long)old_mzxid);
-    if (p->gate.state != old)
-        log_notice(p->name, "state %s -> %s%s%s", gate_state_name(old),
-                   gate_state_name(p->gate.state), p->gate.state == GATE_READY ? "" : ": ",
-                   p->gate.state == GATE_READY ? "" : gate_reason(p->gate.state));
+    /* READY -> SYNCING -> READY is routine (every rewrite of the znode):
+     * info; any other change: notice. */
+    if (p->gate.state != old) {
+        int routine = (old == GATE_READY && p->gate.state == GATE_SYNCING) ||
+                      (old == GATE_SYNCING && p->gate.state == GATE_READY && p->routine_sync);
+
+        p->routine_sync = old == GATE_READY && p->gate.state == GATE_SYNCING;
+        log_at(routine ? LOGL_INFO : LOGL_NOTICE,
+               p->name, "state %s -> %s%s%s", gate_state_name(old),
+               gate_state_name(p->gate.state), p->gate.state == GATE_READY ? "" : ": ",
+               p->gate.state == GATE_READY ? "" : gate_reason(p->gate.state));
+    }
     if (changed)
         switch_master(p);
     if (p->gate.state == GATE_READY && ev->type != GATE_EV_STALE)
         check_stale(p, util_now_ms());
-    if (p->gate.state == GATE_READY && old != GATE_READY)
+    /* Held clients re-check on every change: released on READY, refused at
+     * once in tryagain mode when the gate stops being transient. */
+    if (p->gate.state != old)
         wake_held(p);
 }
 

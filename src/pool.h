@@ -45,6 +45,7 @@ struct pool {
     uint64_t epoch;                  /* bumped at every master change */
     uint64_t last_change_ms;         /* when the znode's mzxid last moved (znode-max-age) */
     int64_t logged_mzxid;            /* bad data already logged for this mzxid */
+    int routine_sync;                /* in SYNCING straight from READY (a rewrite) */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
     int nheld;
@@ -64,6 +65,8 @@ void pool_free(struct pool *p);
 /* NULL if the pool may forward at all (a zk pool: gate READY), else the
  * -TRYAGAIN reason. */
 const char *pool_gated(const struct pool *p);
+/* Gated only for a ZooKeeper round trip (SYNCING). */
+int pool_gate_transient(const struct pool *p);
 /* NULL if a new connection to the master may be tried now, else the
  * -TRYAGAIN reason (gated, or backing off after a refused connect). */
 const char *pool_unavailable(struct pool *p);

@@ -318,7 +318,10 @@ class Proxy:
             _spawned.pop(self.proc.pid, None)
 
 
-def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals_=None, pool=None):
+def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals_=None, pool=None,
+               extra_pools=None):
+    """Write a proxy conf; master=None leaves the master line out (a `znode`
+    pool passes its source in `pool`).  extra_pools: [(name, listen_port, {directive: value})]."""
     g = {
         "loglevel": "notice",
         "maxclients": "10000",
@@ -338,8 +341,12 @@ def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals
     lines += ["", "pool main", "  listen %s:%d" % (LOCALHOST, listen_port)]
     if unix_path:
         lines.append("  listen unix:%s" % unix_path)
-    lines.append("  master %s" % master)
+    if master is not None:
+        lines.append("  master %s" % master)
     lines += ["  %s %s" % (k, v) for k, v in p.items()]
+    for name, lport, opts in extra_pools or ():
+        lines += ["", "pool %s" % name, "  listen %s:%d" % (LOCALHOST, lport)]
+        lines += ["  %s %s" % (k, v) for k, v in opts.items()]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
@@ -349,20 +356,28 @@ def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals
 def proxy_factory(tmp_path, request):
     """make(redis_or_port, sharing="yes", unix=False, globals_=..., pool=...) -> Proxy.
 
+    redis_or_port=None writes no `master` line (ZooKeeper pools: see zk_proxy_factory);
+    extra_pools=[(name, port, {...})] adds more pools after `main`.
+
     Teardown stops every proxy with SIGTERM and fails the test if one of them
     died on its own during the test (crash) or did not exit on SIGTERM.
     """
     started = []
 
-    def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True, nofile=None):
-        master_port = master if isinstance(master, int) else master.port
+    def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True, nofile=None,
+             extra_pools=None):
+        master_port = master if isinstance(master, int) or master is None else master.port
         if DIRECT:
+            if master_port is None:
+                pytest.skip("RZ_TEST_DIRECT=1: a ZooKeeper pool needs the real proxy")
             return Proxy(master_port)
         n = len(started)
         port = free_port()
         unix_path = str(tmp_path / ("rz%d.sock" % n)) if unix else None
-        conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port, "%s:%d" % (LOCALHOST, master_port),
-                          sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool)
+        conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port,
+                          None if master_port is None else "%s:%d" % (LOCALHOST, master_port),
+                          sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool,
+                          extra_pools=extra_pools)
         logpath = str(tmp_path / ("rzproxy%d.log" % n))
         if not os.access(RZPROXY, os.X_OK):
             pytest.fail("rzproxy binary not found/executable at %s (set RZPROXY)" % RZPROXY)
@@ -738,3 +753,101 @@ def bulk(b):
 
 def rand_bytes(n, seed):
     return random.Random(seed).randbytes(n)
+
+
+# --------------------------------------------------------------------------
+# ZooKeeper (servers, kazoo, proxies with a znode pool); see zkutil.py
+# --------------------------------------------------------------------------
+# zkutil imports this module, so it is imported lazily here.
+
+@pytest.fixture(scope="session")
+def zk_required():
+    import zkutil
+    why = zkutil.zk_available()
+    if why:
+        pytest.skip(why)
+    if DIRECT:
+        pytest.skip("RZ_TEST_DIRECT=1: ZooKeeper tests need the real proxy")
+
+
+@pytest.fixture(scope="module")
+def zk_server(tmp_path_factory, zk_required):
+    """A standalone ZooKeeper shared by a module; tests must not stop or pause it
+    (use zk_fresh for that).  Each test uses its own znode path (znode_path)."""
+    import zkutil
+    srv = zkutil.ZkServer(str(tmp_path_factory.mktemp("zk-module"))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def zk_fresh(tmp_path, zk_required, request):
+    """A standalone ZooKeeper for one test, which may stop, kill, pause or restart it."""
+    import zkutil
+    srv = zkutil.ZkServer(str(tmp_path / "zk")).start()
+    yield srv
+    srv.stop()
+    if getattr(getattr(request.node, "rep_call", None), "failed", False):
+        print("---- zookeeper log %s (tail) ----\n%s" % (srv.logpath, srv.log_tail(30)))
+
+
+@pytest.fixture(scope="module")
+def zk_ensemble_module(tmp_path_factory, zk_required):
+    import zkutil
+    ens = zkutil.ZkEnsemble(str(tmp_path_factory.mktemp("zk-ensemble"))).start()
+    yield ens
+    ens.stop()
+
+
+@pytest.fixture
+def zk_ensemble(zk_ensemble_module):
+    """The module's 3-node ensemble, healed (all members up, one leader) before each test."""
+    zk_ensemble_module.heal()
+    yield zk_ensemble_module
+    zk_ensemble_module.heal()
+
+
+@pytest.fixture
+def kz_factory(zk_required):
+    """make(hosts, auth_data=None) -> started KazooClient; all are closed afterwards."""
+    import zkutil
+    clients = []
+
+    def make(hosts, auth_data=None):
+        kz = zkutil.kazoo_client(hosts, auth_data=auth_data)
+        clients.append(kz)
+        return kz
+
+    yield make
+    for kz in clients:
+        try:
+            kz.stop()
+            kz.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def znode_path(request):
+    """A znode path of this test's own: /rztest/<test name>/nodes."""
+    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in request.node.name)
+    return "/rztest/%s/nodes" % name
+
+
+@pytest.fixture
+def zk_proxy_factory(proxy_factory):
+    """make(hosts, znode, pool={...}, globals_={...}, session_timeout=2000, extra_pools=None,
+    sharing="yes") -> Proxy with one znode pool `main`.  `hosts` may be a ZkServer,
+    a ZkEnsemble or a "h:p,h:p[/chroot]" string."""
+
+    def make(hosts, znode, pool=None, globals_=None, session_timeout=2000, sharing="yes",
+             extra_pools=None, wait=True):
+        if not isinstance(hosts, str):
+            hosts = getattr(hosts, "hosts", None) or hosts.hostport
+        g = {"zookeeper": hosts, "zk-session-timeout": str(session_timeout)}
+        g.update(globals_ or {})
+        p = {"znode": znode, "block-timeout": "5000"}
+        p.update(pool or {})
+        return proxy_factory(None, sharing=sharing, globals_=g, pool=p, extra_pools=extra_pools, wait=wait)
+
+    return make
