@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (LOCALHOST, Error, RespConn, encode, expect_bytes, free_port, wait_for)
+from conftest import (LOCALHOST, Error, RespConn, encode, expect_bytes, free_port, rss_kb, wait_for)
 from zkutil import (zset, zdelete, zstat, plain, rf_json, pool_info, wait_state, tryagain, fmt_info)
 
 pytestmark = pytest.mark.proxy_only
@@ -740,3 +740,50 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
     assert int(pool_info(px)["znode_version"]) >= 10, "the znode was not rewritten often"
     got = a.client().lrange("rw", 0, -1)
     assert [int(x) for x in got] == list(range(len(replies)))
+
+
+def test_held_clients_dropped_and_bounded(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """While the znode is missing, held clients that disconnect leave the
+    hold queue, and a client pipelining far more than it may buffer is read
+    no further (proxy memory stays bounded); once the znode appears its
+    commands all run, in order."""
+    a, _ = two
+    zdelete(kz, znode_path)
+    px = zk_proxy_factory(zk_server, znode_path, pool={"block-timeout": "30000"})
+    wait_state(px, "NO_NODE")
+    base = rss_kb(px.pid)
+    for i in range(20):
+        c = px.raw()
+        c.send(encode("SET", "gone:%d" % i, "x"))
+        wait_for(lambda: int(pool_info(px).get("clients_held", "0")) >= 1, timeout=5,
+                 what="client %d held" % i)
+        c.close()
+    wait_for(lambda: pool_info(px).get("clients_held") == "0", timeout=5,
+             what="disconnected held clients leave the queue")
+    n, pad = 30000, "p" * 1000           # about 30 MB of held commands
+    big = px.raw(timeout=60)
+    sent = threading.Event()
+
+    def sender():
+        big.send(b"".join(encode("RPUSH", "big", i, pad) for i in range(n)))
+        sent.set()
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    try:
+        wait_for(lambda: pool_info(px).get("clients_held") == "1", timeout=5, what="big client held")
+        time.sleep(1.0)
+        assert not sent.is_set(), "the proxy read 30 MB of commands it cannot forward yet"
+        grown = rss_kb(px.pid) - base
+        assert grown < 20 * 1024, "proxy grew by %d kB holding one client" % grown
+        zset(kz, znode_path, plain(hp(a)))
+        for i in range(n):
+            rep = big.read_reply(timeout=30)
+            assert rep == 2 * (i + 1), "reply %d: %r" % (i, rep)   # pushes i and pad
+        assert sent.wait(10)
+    finally:
+        big.close()
+        th.join(10)
+    assert a.client().llen("big") == 2 * n
+    assert all(a.client().get("gone:%d" % i) is None for i in range(20)), \
+        "a command of a client that left while held ran anyway"
