@@ -82,6 +82,7 @@ struct resp_reply_info {
                                     -1 for null or streamed; 0 otherwise */
     size_t kindlen;              /* first element, when the value is an aggregate whose */
     char kind[RESP_KIND_MAX];    /* first element is a string shorter than RESP_KIND_MAX:
+                                    (may hold NUL bytes: compare with kindlen)
                                     lowercased, NUL-terminated; "" otherwise */
     int has_count;               /* third element is an integer: */
     long long count;             /* its value */

@@ -1,0 +1,183 @@
+/*
+ * fuzz_request: the client side of the data path, without sockets.
+ *
+ *   input = [2 control bytes][request stream...]
+ *
+ * The control bytes seed the chunking: the stream is appended to an evbuffer
+ * in chunks of 1..N bytes (N from byte 0, lengths varied by a PRNG seeded
+ * from byte 1), and after every append resp_reqparser_next() runs the way
+ * client.c drives it: loop while it returns 1, drain exactly req->len, stop
+ * for good on -1. Each framed request goes through cmd_classify() and
+ * session_on_send(), and a reply synthesized from the request itself (its
+ * name as the kind, argc - 1 as the count) through session_on_reply(), with
+ * a small FIFO of expectations standing in for a backend's queue.
+ *
+ * Checks that are ours, not the sanitizers': a framed request is never empty
+ * (that would loop forever) and never longer than what is buffered.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "cmd.h"
+#include "resp.h"
+#include "session.h"
+
+#define FIFO_CAP 64
+
+struct fifo {
+    struct session_expect q[FIFO_CAP];
+    int head;
+    int len;
+};
+
+static void fifo_push(struct fifo *f, const struct session_expect *e)
+{
+    if (f->len == FIFO_CAP) {    /* a real backend would hold the client; drop the oldest */
+        f->head = (f->head + 1) % FIFO_CAP;
+        f->len--;
+    }
+    f->q[(f->head + f->len) % FIFO_CAP] = *e;
+    f->len++;
+}
+
+static struct session_expect *fifo_head(struct fifo *f)
+{
+    return f->len > 0 ? &f->q[f->head] : NULL;
+}
+
+static void fifo_pop(struct fifo *f)
+{
+    if (f->len > 0) {
+        f->head = (f->head + 1) % FIFO_CAP;
+        f->len--;
+    }
+}
+
+/* A reply the request could plausibly get: pub/sub confirmations carry the
+ * command's name as kind and a running count as third element. */
+static void fake_reply(const struct resp_request *req, unsigned salt, struct resp_reply_info *ri)
+{
+    static const char types[] = "*>+-:$_";
+    size_t n;
+
+    memset(ri, 0, sizeof(*ri));
+    ri->type = types[salt % (sizeof(types) - 1)];
+    if (ri->type == '*' || ri->type == '>') {
+        ri->nelem = 3;
+        n = strlen(req->name);
+        if (n < RESP_KIND_MAX) {
+            memcpy(ri->kind, req->name, n + 1);
+            ri->kindlen = n;
+        }
+        ri->has_count = 1;
+        ri->count = req->argc - 1 - (long long)(salt % 3);
+    }
+}
+
+static void check_request(const struct resp_request *req, size_t buffered)
+{
+    if (req->len == 0 || req->len > buffered) {
+        fprintf(stderr, "fuzz_request: request len %zu with %zu bytes buffered\n", req->len,
+                buffered);
+        abort();
+    }
+    if (memchr(req->name, '\0', sizeof(req->name)) == NULL ||
+        memchr(req->arg1, '\0', sizeof(req->arg1)) == NULL ||
+        memchr(req->arg2, '\0', sizeof(req->arg2)) == NULL) {
+        fprintf(stderr, "fuzz_request: name/arg not NUL-terminated\n");
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct resp_reqparser *p;
+    struct evbuffer *in;
+    struct resp_request req;
+    struct session sess;
+    struct fifo fifo;
+    char err[256];
+    unsigned maxchunk = 0, rng = 1;
+    size_t off = 0;
+    int failed = 0;
+
+    if (size >= 2) {
+        maxchunk = data[0];              /* 0 = everything at once */
+        rng = data[1] * 2654435761u + 1;
+        data += 2;
+        size -= 2;
+    }
+
+    p = resp_reqparser_new();
+    in = evbuffer_new();
+    if (p == NULL || in == NULL)
+        abort();
+    session_init(&sess);
+    memset(&fifo, 0, sizeof(fifo));
+
+    while (off < size && !failed) {
+        size_t chunk = size - off;
+
+        if (maxchunk != 0) {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            chunk = 1 + rng % maxchunk;
+            if (chunk > size - off)
+                chunk = size - off;
+        }
+        if (evbuffer_add(in, data + off, chunk) != 0)
+            abort();
+        off += chunk;
+
+        for (;;) {
+            int r;
+
+            err[0] = '\0';
+            r = resp_reqparser_next(p, in, &req, err, sizeof(err));
+            if (r < 0) {
+                if (err[0] == '\0' || memchr(err, '\0', sizeof(err)) == NULL) {
+                    fprintf(stderr, "fuzz_request: -1 without an error message\n");
+                    abort();
+                }
+                failed = 1;
+                break;
+            }
+            if (r == 0)
+                break;
+            if (r != 1)
+                abort();
+            check_request(&req, evbuffer_get_length(in));
+            if (!(req.flags & RESP_REQ_EMPTY)) {
+                struct cmd_info ci = cmd_classify(&req);
+
+                if (!(ci.flags & CMD_LOCAL)) {
+                    struct session_expect exp;
+                    struct resp_reply_info ri;
+                    enum session_reply sr;
+
+                    session_on_send(&sess, &ci, &req, &exp);
+                    if (!sess.raw && exp.kind != SESSION_EXPECT_NONE)
+                        fifo_push(&fifo, &exp);
+                    (void)session_tied(&sess);
+                    (void)session_subscribed(&sess);
+                    fake_reply(&req, (unsigned)req.len + (unsigned)req.argc, &ri);
+                    sr = session_on_reply(&sess, fifo_head(&fifo), &ri);
+                    if (sr == SESSION_REPLY_DONE)
+                        fifo_pop(&fifo);
+                    (void)cmd_pubsub_kind(ri.kind, ri.kindlen);
+                }
+            }
+            if (evbuffer_drain(in, req.len) != 0)
+                abort();
+        }
+    }
+
+    evbuffer_free(in);
+    resp_reqparser_free(p);
+    return 0;
+}
