@@ -227,6 +227,16 @@ void backend_resume(struct backend *be)
         bufferevent_trigger(be->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* A write refused by a replica ("-READONLY You can't write against a read
+ * only replica."): the error line is at the front of `in`. */
+static int is_readonly_error(struct evbuffer *in)
+{
+    char head[9];
+
+    return evbuffer_copyout(in, head, sizeof(head)) == (ev_ssize_t)sizeof(head) &&
+           memcmp(head, "-READONLY", sizeof(head)) == 0;
+}
+
 /* A whole reply has been scanned; its last bytes are the first `*pending`
  * bytes of the input. Returns -1 if the backend was closed. */
 static int reply_complete(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
@@ -245,6 +255,11 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
         backend_close(be, "master's reply stream out of step");
         return -1;
     }
+    /* Only the current master's refusal says our view is stale: a demoted
+     * previous master refusing the writes it still had is expected. */
+    if (ri->type == '-' && be->partial == NULL && be->epoch == be->pool->epoch &&
+        is_readonly_error(in))
+        pool_master_readonly(be->pool);
     client_deliver(owner, in, *pending);
     *pending = 0;
     if (r == SESSION_REPLY_DONE) {

@@ -18,6 +18,7 @@ static const struct {
     [GATE_DISCONNECTED] = { "DISCONNECTED", "zookeeper disconnected" },
     [GATE_EXPIRED] = { "EXPIRED", "zookeeper session expired" },
     [GATE_AUTH_FAILED] = { "AUTH_FAILED", "zookeeper auth failed" },
+    [GATE_FENCED] = { "FENCED", "master is read-only" },
 };
 
 const char *gate_state_name(enum gate_state s)
@@ -36,6 +37,7 @@ void gate_init(struct gate *g, int grace)
     g->state = GATE_INIT;
     g->grace = grace;
     g->mzxid = -1;
+    g->fenced_mzxid = -1;
 }
 
 static int same_master(const struct znode_master *a, const struct znode_master *b)
@@ -55,6 +57,12 @@ static int apply_data(struct gate *g, const struct gate_event *ev)
     g->version = ev->version;
     switch (ev->result) {
     case ZNODE_MASTER:
+        /* The znode version that named a replica cannot open the gate;
+         * only a newer one can. */
+        if (ev->mzxid <= g->fenced_mzxid) {
+            g->state = GATE_FENCED;
+            return 0;
+        }
         if (!g->has_master || !same_master(&g->master, &ev->master)) {
             g->master = ev->master;
             g->has_master = 1;
@@ -126,6 +134,12 @@ int gate_step(struct gate *g, const struct gate_event *ev)
     case GATE_EV_STALE:
         if (g->state == GATE_READY)
             g->state = GATE_STALE;
+        return 0;
+    case GATE_EV_MASTER_READONLY:
+        if (g->state == GATE_READY || g->state == GATE_STALE || g->state == GATE_SYNCING) {
+            g->fenced_mzxid = g->mzxid;
+            g->state = GATE_FENCED;
+        }
         return 0;
     default:
         return 0;

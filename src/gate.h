@@ -30,6 +30,8 @@ enum gate_state {
     GATE_DISCONNECTED,       /* lost the ZooKeeper connection; the watch cannot fire */
     GATE_EXPIRED,            /* session expired (told, or by our own timer) */
     GATE_AUTH_FAILED,        /* ZooKeeper refused our credentials */
+    GATE_FENCED,             /* the named master answered -READONLY: it is a replica;
+                                gated until the znode changes */
 };
 
 enum gate_event_type {
@@ -45,6 +47,7 @@ enum gate_event_type {
     GATE_EV_READ_DATA,           /* get: data parsed (result, master, mzxid) */
     GATE_EV_READ_ERROR,          /* a read failed for a reason other than the session */
     GATE_EV_STALE,               /* znode-max-age passed since the last rewrite */
+    GATE_EV_MASTER_READONLY,     /* the master refused a write: our view is stale */
 };
 
 struct gate_event {
@@ -61,6 +64,7 @@ struct gate {
                                     until GRACE_OVER */
     int connected;               /* session connected, not lost since */
     int64_t mzxid;               /* highest mzxid applied, -1 = none */
+    int64_t fenced_mzxid;        /* FENCED: the znode version that named a replica */
     int32_t version;             /* version of that read */
     int has_master;
     struct znode_master master;  /* the master READY forwards to */

@@ -12,6 +12,7 @@
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
+#include "zk.h"
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -199,6 +200,23 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
      * once in tryagain mode when the gate stops being transient. */
     if (p->gate.state != old)
         wake_held(p);
+}
+
+void pool_master_readonly(struct pool *p)
+{
+    struct gate_event ev = { .type = GATE_EV_MASTER_READONLY };
+
+    if (!p->zk) {
+        log_warn(p->name, "master %s:%d answered -READONLY: it is a replica (static master: "
+                 "nothing to re-read)", p->master_host, p->master_port);
+        return;
+    }
+    if (p->gate.state == GATE_FENCED)
+        return;
+    log_warn(p->name, "master %s:%d answered -READONLY: it is a replica; gating until the "
+             "znode names a master in a newer version", p->master_host, p->master_port);
+    pool_gate_event(p, &ev);
+    zk_reread(p);
 }
 
 void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *data, size_t len,

@@ -71,6 +71,10 @@ int pool_gate_transient(const struct pool *p);
  * -TRYAGAIN reason (gated, or backing off after a refused connect). */
 const char *pool_unavailable(struct pool *p);
 
+/* A backend answered -READONLY: the master we use is a replica now. A zk
+ * pool gates (FENCED) until the znode names a master in a newer version. */
+void pool_master_readonly(struct pool *p);
+
 /* From zk.c: a gate event for this pool; and a znode read, with the bytes
  * for the log when they do not name a master. */
 void pool_gate_event(struct pool *p, const struct gate_event *ev);

@@ -633,16 +633,27 @@ void zk_check_stall(uint64_t now_ms)
         zk_resync(zk.watches[i].pool);
 }
 
-void zk_resync(struct pool *p)
+static void reread(struct pool *p, int gate_first)
 {
     if (zk.zh == NULL || !zk.connected)
         return;
     for (int i = 0; i < zk.nwatches; i++) {
         if (zk.watches[i].pool == p) {
-            feed(p, GATE_EV_NODE_CHANGED);
+            if (gate_first)
+                feed(p, GATE_EV_NODE_CHANGED);
             sync_and_read(i);
         }
     }
+}
+
+void zk_resync(struct pool *p)
+{
+    reread(p, 1);
+}
+
+void zk_reread(struct pool *p)
+{
+    reread(p, 0);
 }
 
 void zk_info(struct evbuffer *buf)

@@ -25,9 +25,10 @@ int zk_start(char *err, size_t errlen) RZ_MUSTCHECK;
 /* Close the session cleanly (SIGTERM) and free everything. */
 void zk_stop(void);
 
-/* Re-read a pool's znode (after sync), e.g. when a master reports it is a
- * replica: our view may be stale. */
+/* Gate a pool and re-read its znode (after sync): our view may be stale. */
 void zk_resync(struct pool *p);
+/* Re-read (after sync) without gating first: the caller already gated. */
+void zk_reread(struct pool *p);
 
 /*
  * Call before trusting READY. If the loop has not run its 100 ms cron for

@@ -787,3 +787,33 @@ def test_held_clients_dropped_and_bounded(zk_server, kz, zk_proxy_factory, two, 
     assert a.client().llen("big") == 2 * n
     assert all(a.client().get("gone:%d" % i) is None for i in range(20)), \
         "a command of a client that left while held ran anyway"
+
+
+def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """A stale director names a replica: its -READONLY reaches the client
+    (the write never ran), the pool gates (FENCED, `master is read-only`)
+    and stays gated while the znode keeps naming the replica, even after a
+    re-read; once the znode names the real master, writes land there."""
+    a, b = two
+    b.client().slaveof(LOCALHOST, a.port)
+    wait_for(lambda: b.client().info("replication")["master_link_status"] == "up", timeout=10,
+             what="replica link up")
+    zset(kz, znode_path, plain(hp(b)))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"on-no-master": "tryagain"})
+    wait_master(px, hp(b))
+    with px.raw() as c:
+        rep = c.call("SET", "f", "1")
+        assert isinstance(rep, Error) and rep.startswith("READONLY"), rep
+        f = wait_state(px, "FENCED")
+        assert f.get("reason") == "master is read-only" and f.get("master") == "", fmt_info(f)
+        rep = c.call("SET", "f", "2")
+        assert rep == "TRYAGAIN master is read-only", rep
+        zset(kz, znode_path, plain(hp(b)))      # rewritten, still the replica: a newer version
+        time.sleep(0.3)
+        rep = c.call("SET", "f", "3")
+        assert isinstance(rep, Error) and rep.startswith(("READONLY", "TRYAGAIN")), rep
+        wait_state(px, "FENCED")
+        zset(kz, znode_path, plain(hp(a)))
+        wait_master(px, hp(a))
+        assert c.call("SET", "f", "4") == "OK"
+    assert a.client().get("f") == b"4"

@@ -270,6 +270,32 @@ static void test_stale_completions_after_disconnect(void **state)
     assert_string_equal(g.master.host, "a");
 }
 
+/* A master answering -READONLY is a replica: gated until a newer version
+ * of the znode names a master; re-reading the same version does not help. */
+static void test_fenced_until_newer_znode(void **state)
+{
+    struct gate g;
+
+    (void)state;
+    ready_on(&g, 0, "a", 1, 7);
+    step(&g, ev(GATE_EV_MASTER_READONLY));
+    assert_int_equal(g.state, GATE_FENCED);
+    assert_string_equal(gate_reason(GATE_FENCED), "master is read-only");
+    assert_int_equal(step(&g, data("a", 1, 7)), 0);      /* the re-read: same version */
+    assert_int_equal(g.state, GATE_FENCED);
+    step(&g, ev(GATE_EV_DISCONNECTED));
+    step(&g, ev(GATE_EV_CONNECTED));
+    step(&g, data("a", 1, 7));
+    assert_int_equal(g.state, GATE_FENCED);               /* survives a reconnect */
+    step(&g, ev(GATE_EV_NODE_CHANGED));
+    assert_int_equal(step(&g, data("b", 2, 9)), 1);       /* the director fixed it */
+    assert_int_equal(g.state, GATE_READY);
+    /* A refusal while not forwarding changes nothing. */
+    step(&g, nodata(ZNODE_NO_MASTER, 10));
+    step(&g, ev(GATE_EV_MASTER_READONLY));
+    assert_int_equal(g.state, GATE_NO_MASTER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_stale),
         cmocka_unit_test(test_auth_failed),
         cmocka_unit_test(test_stale_completions_after_disconnect),
+        cmocka_unit_test(test_fenced_until_newer_znode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
