@@ -608,7 +608,7 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
         c->outstanding++;
         backend_send(be, c, in, req->len, &exp);
     }
-    c->pool->stats.commands++;
+    pool_forwarded(c->pool);
     return DISPATCH_DONE;
 }
 

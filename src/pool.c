@@ -32,6 +32,7 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     p->zk = cf->znode != NULL;
     gate_init(&p->gate, proxy.conf->zk_disconnect_grace_ms > 0);
     p->logged_mzxid = -1;
+    p->stats.last_switch_ms = -1;
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
     p->nshared = cf->backend_connections;
@@ -125,12 +126,14 @@ static void switch_master(struct pool *p)
 
     if (p->master_host[0])
         snprintf(old, sizeof(old), "%s:%d", p->master_host, p->master_port);
+    p->switch_pending = p->master_host[0] != '\0';
     log_notice(p->name, "master %s -> %s:%d (znode mzxid %lld, version %d)", old, m->host, m->port,
                (long long)p->gate.mzxid, p->gate.version);
     snprintf(p->master_host, sizeof(p->master_host), "%s", m->host);
     p->master_port = m->port;
     p->epoch++;
     p->stats.master_changes++;
+
     p->backoff_ms = 0;
     p->backoff_until_ms = 0;
     for (int i = 0; i < p->nshared; i++) {
@@ -175,6 +178,8 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     int64_t old_mzxid = p->gate.mzxid;
     int changed = gate_step(&p->gate, ev);
 
+    if (old == GATE_READY && p->gate.state != GATE_READY)
+        p->left_ready_ms = util_now_ms();
     if (p->gate.mzxid != old_mzxid)
         p->last_change_ms = util_now_ms();
     else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
@@ -200,6 +205,20 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
      * once in tryagain mode when the gate stops being transient. */
     if (p->gate.state != old)
         wake_held(p);
+}
+
+void pool_forwarded(struct pool *p)
+{
+    uint64_t took;
+
+    p->stats.commands++;
+    if (!p->switch_pending)
+        return;
+    p->switch_pending = 0;
+    took = util_now_ms() - p->left_ready_ms;
+    p->stats.last_switch_ms = (int64_t)took;
+    log_notice(p->name, "first command to master %s:%d forwarded %llu ms after the znode event",
+               p->master_host, p->master_port, (unsigned long long)took);
 }
 
 void pool_master_readonly(struct pool *p)
@@ -358,13 +377,14 @@ void pool_info(struct pool *p, struct evbuffer *buf)
         evbuffer_add_printf(buf, "master_source:static\r\nstate:%s\r\n",
                             why ? "UNREACHABLE" : "READY");
     evbuffer_add_printf(buf,
-                        "reason:%s\r\nmaster_changes:%llu\r\nepoch:%llu\r\n"
+                        "reason:%s\r\nmaster_changes:%llu\r\nlast_switch_ms:%lld\r\n"
+                        "epoch:%llu\r\n"
                         "backend_sharing:%s\r\nshared_connections:%d/%d\r\n"
                         "clients:%d\r\nclients_held:%d\r\nclients_accepted:%llu\r\n"
                         "commands:%llu\r\ntryagain_replies:%llu\r\nbackend_connects:%llu\r\n"
                         "backend_failures:%llu\r\n",
                         why ? why : "", (unsigned long long)p->stats.master_changes,
-                        (unsigned long long)p->epoch, p->cf->backend_sharing ? "yes" : "no", open,
+                        (long long)p->stats.last_switch_ms, (unsigned long long)p->epoch, p->cf->backend_sharing ? "yes" : "no", open,
                         p->nshared, p->nclients, p->nheld,
                         (unsigned long long)p->stats.clients_accepted,
                         (unsigned long long)p->stats.commands,

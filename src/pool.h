@@ -26,6 +26,7 @@ struct pool_stats {
     uint64_t backend_connects;       /* backend connections opened */
     uint64_t backend_failures;       /* backend connects refused / connections lost */
     uint64_t master_changes;         /* switches to a new master */
+    int64_t last_switch_ms;          /* znode event -> first command to the new master, -1 */
 };
 
 struct pool {
@@ -46,6 +47,8 @@ struct pool {
     uint64_t last_change_ms;         /* when the znode's mzxid last moved (znode-max-age) */
     int64_t logged_mzxid;            /* bad data already logged for this mzxid */
     int routine_sync;                /* in SYNCING straight from READY (a rewrite) */
+    uint64_t left_ready_ms;          /* when the gate last left READY (a znode event) */
+    int switch_pending;              /* new master, no command forwarded to it yet */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
     int nheld;
@@ -91,6 +94,9 @@ void pool_unhold(struct pool *p, struct client *c);
 /* Periodic: wake held clients when the master may be usable again or
  * their block-timeout has passed. */
 void pool_cron(struct pool *p, uint64_t now_ms);
+
+/* A command was just forwarded: closes a pending switch measurement. */
+void pool_forwarded(struct pool *p);
 
 /* Called by backend.c. */
 void pool_backend_connected(struct pool *p);

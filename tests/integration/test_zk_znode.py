@@ -817,3 +817,27 @@ def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znod
         wait_master(px, hp(a))
         assert c.call("SET", "f", "4") == "OK"
     assert a.client().get("f") == b"4"
+
+
+def test_switch_time_reported(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """Every switch is measured, from the znode event to the first command
+    forwarded to the new master: PROXY INFO last_switch_ms and one log line.
+    The first master at start is not a switch."""
+    a, b = two
+    zset(kz, znode_path, plain(hp(a)))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"block-timeout": "10000"})
+    wait_master(px, hp(a))
+    with px.raw() as c:
+        assert c.call("SET", "s", "1") == "OK"
+        assert pool_info(px).get("last_switch_ms") == "-1"
+        zdelete(kz, znode_path)
+        wait_state(px, "NO_NODE")
+        c.send(encode("SET", "s", "2"))
+        time.sleep(0.3)
+        zset(kz, znode_path, plain(hp(b)))
+        assert c.read_reply(timeout=10) == "OK"
+    f = pool_info(px)
+    took = int(f.get("last_switch_ms", "-1"))
+    assert 300 <= took < 10000, fmt_info(f)
+    assert b.client().get("s") == b"2" and a.client().get("s") == b"1"
+    assert px.log_tail().count("first command to master %s forwarded" % hp(b)) == 1, px.log_tail()
