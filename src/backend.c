@@ -51,7 +51,8 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- reply FIFO -------------------------------------------------------- */
 
-static void q_push(struct backend *be, struct client *owner, const struct session_expect *exp)
+static void q_push(struct backend *be, struct client *owner, const struct session_expect *exp,
+                   char *record, uint32_t record_len)
 {
     if (be->qlen == be->qcap) {
         uint32_t ncap = be->qcap ? be->qcap * 2 : 16;
@@ -64,7 +65,8 @@ static void q_push(struct backend *be, struct client *owner, const struct sessio
         be->qcap = ncap;
         be->qhead = 0;
     }
-    be->q[(be->qhead + be->qlen) & (be->qcap - 1)] = (struct backend_entry){ owner, *exp };
+    be->q[(be->qhead + be->qlen) & (be->qcap - 1)] =
+        (struct backend_entry){ owner, *exp, record, record_len };
     be->qlen++;
 }
 
@@ -139,9 +141,27 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp)
 {
+    char *record = NULL;
+
+    if (exp != NULL && (exp->flags & SESSION_EXP_RECORD) && len <= UINT32_MAX) {
+        record = xmalloc(len);
+        evbuffer_copyout(from, record, len);
+    }
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
     if (exp != NULL)
-        q_push(be, c, exp);
+        q_push(be, c, exp, record, record ? (uint32_t)len : 0);
+}
+
+void backend_send_replay(struct backend *be, struct client *c, const char *buf, size_t len)
+{
+    struct session_expect exp;
+
+    memset(&exp, 0, sizeof(exp));
+    exp.kind = SESSION_EXPECT_ONE;
+    exp.flags = SESSION_EXP_SWALLOW;
+    exp.replay = CMD_REPLAY_NONE;
+    evbuffer_add(bufferevent_get_output(be->bev), buf, len);
+    q_push(be, c, &exp, NULL, 0);
 }
 
 void backend_set_raw(struct backend *be)
@@ -152,7 +172,10 @@ void backend_set_raw(struct backend *be)
         return;
     }
     be->raw = 1;
-    be->qlen = 0;
+    while (be->qlen > 0) {
+        free(q_head(be)->record);
+        q_pop(be);
+    }
     client_replies_untracked(be->pinned);
 }
 
@@ -237,6 +260,18 @@ static int is_readonly_error(struct evbuffer *in)
            memcmp(head, "-READONLY", sizeof(head)) == 0;
 }
 
+/* Reply bytes go to their owner, unless the head is a replay the proxy
+ * sent itself: then they are ours and dropped. */
+static void pass_on(struct backend *be, struct client *owner, struct evbuffer *in, size_t n)
+{
+    struct backend_entry *head = q_head(be);
+
+    if (head != NULL && (head->exp.flags & SESSION_EXP_SWALLOW))
+        evbuffer_drain(in, n);
+    else
+        client_deliver(owner, in, n);
+}
+
 /* A whole reply has been scanned; its last bytes are the first `*pending`
  * bytes of the input. Returns -1 if the backend was closed. */
 static int reply_complete(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
@@ -260,11 +295,23 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
     if (ri->type == '-' && be->partial == NULL && be->epoch == be->pool->epoch &&
         is_readonly_error(in))
         pool_master_readonly(be->pool);
-    client_deliver(owner, in, *pending);
+    pass_on(be, owner, in, *pending);
     *pending = 0;
     if (r == SESSION_REPLY_DONE) {
+        int is_error = ri->type == '-' || ri->type == '!';
+        struct backend_entry done = *head;
+
         q_pop(be);
+        /* Connection state the client set, kept for a later move. */
+        if (done.record != NULL && !is_error)
+            client_replay_record(owner, done.exp.replay, done.record, done.record_len);
+        else
+            free(done.record);
+        if ((done.exp.flags & SESSION_EXP_RESET) && !is_error)
+            client_replay_clear(owner);
         client_reply_done(owner);
+        if ((done.exp.flags & SESSION_EXP_SWALLOW) && is_error)
+            client_replay_failed(owner);
         if (be->retired && be->qlen == 0) {
             backend_release(be, "drained after master change");
             return -1;
@@ -318,7 +365,7 @@ static void backend_read_cb(struct bufferevent *bev, void *arg)
             backend_close(be, "master sent bytes nobody asked for");
             return;
         }
-        client_deliver(owner, in, pending);
+        pass_on(be, owner, in, pending);
         if (!be->raw)
             be->partial = owner;
         if (be->paused_for == NULL && client_output_full(owner))
@@ -395,11 +442,14 @@ static void teardown(struct backend *be, const char *reason, int failure)
     /* An owner that already got the start of a reply must not get an
      * error appended to half a reply: it only sees the connection close. */
     while (be->qlen > 0) {
-        struct client *owner = q_head(be)->owner;
+        struct backend_entry e = *q_head(be);
+        struct client *owner = e.owner;
 
         q_pop(be);
-        client_reply_failed(owner, owner == be->partial ? NULL
-                                   : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
+        free(e.record);
+        /* A replay the proxy sent was never the client's command: no reply. */
+        client_reply_failed(owner, owner == be->partial || (e.exp.flags & SESSION_EXP_SWALLOW)
+                                   ? NULL : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
         if (pinned == NULL)
             client_backend_closed(owner, was_connected, reason);
     }

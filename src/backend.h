@@ -32,6 +32,8 @@ enum backend_state {
 struct backend_entry {
     struct client *owner;        /* whose reply this is (a zombie's is dropped) */
     struct session_expect exp;   /* what the command waits for */
+    char *record;                /* SESSION_EXP_RECORD: the request, kept if it succeeds */
+    uint32_t record_len;
 };
 
 struct backend {
@@ -62,6 +64,9 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
  * NULL (no reply expected), record that c owns the reply. */
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp);
+/* Send a copy of a recorded command on c's behalf, its reply swallowed:
+ * restoring c's connection state on a new connection. */
+void backend_send_replay(struct backend *be, struct client *c, const char *buf, size_t len);
 /* A pinned connection whose replies can no longer be counted (MONITOR, SYNC,
  * replies switched off around a blocking call): from now on every byte goes
  * to the owner as it comes, and nothing is outstanding. */

@@ -67,6 +67,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_process(struct client *c);
+static void reply_error(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
 
 static const char *const state_names[] = {
     [CLIENT_ACTIVE] = "active",         [CLIENT_WAIT_REPLIES] = "wait-replies",
@@ -143,6 +144,7 @@ static void client_free(struct client *c)
         TAILQ_REMOVE(&proxy.pending, c, pending_link);
     TAILQ_REMOVE(&proxy.clients, c, link);
     resp_reqparser_free(c->parser);
+    client_replay_clear(c);
     free(c->fatal);
     free(c);
 }
@@ -348,6 +350,63 @@ void client_reply_done(struct client *c)
     }
 }
 
+/* ---- connection state that can move -------------------------------------- */
+
+void client_replay_record(struct client *c, unsigned slot, char *buf, size_t len)
+{
+    if (slot >= CMD_REPLAY_SLOTS) {
+        free(buf);
+        return;
+    }
+    free(c->replay[slot].buf);
+    c->replay[slot].buf = buf;
+    c->replay[slot].len = len;
+}
+
+void client_replay_clear(struct client *c)
+{
+    for (int i = 0; i < CMD_REPLAY_SLOTS; i++) {
+        free(c->replay[i].buf);
+        c->replay[i].buf = NULL;
+        c->replay[i].len = 0;
+    }
+}
+
+void client_replay_failed(struct client *c)
+{
+    struct pool *p = c->pool;
+
+    if (c->state == CLIENT_CLOSING || c->state == CLIENT_ZOMBIE)
+        return;
+    log_notice(p->name, "client %llu (%s): closed: its connection state could not be restored "
+               "on the new master %s:%d", (unsigned long long)c->id, c->peer, p->master_host,
+               p->master_port);
+    reply_error(c, "-ERR master changed to %s:%d and this connection's state (AUTH, SELECT, "
+                "HELLO, CLIENT SETNAME) could not be restored there: reconnect",
+                p->master_host, p->master_port);
+    begin_closing(c);
+    close_if_flushed(c);
+}
+
+/* Moved to a new connection: send the recorded state first, replies
+ * swallowed. Returns 1 if anything was sent: the client's own command must
+ * then wait for those replies, so it never runs without its state (a failed
+ * SELECT would otherwise write into the wrong database). */
+static int send_replay(struct client *c, struct backend *be)
+{
+    int sent = 0;
+
+    c->replay_needed = 0;
+    for (int i = 0; i < CMD_REPLAY_SLOTS; i++) {
+        if (c->replay[i].buf == NULL)
+            continue;
+        backend_send_replay(be, c, c->replay[i].buf, c->replay[i].len);
+        c->outstanding++;
+        sent = 1;
+    }
+    return sent;
+}
+
 void client_replies_untracked(struct client *c)
 {
     c->outstanding = 0;
@@ -375,7 +434,6 @@ void client_backend_closed(struct client *c, int was_connected, const char *why)
 
 /* ---- local commands ---------------------------------------------------- */
 
-static void reply_error(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
 static void reply_error(struct client *c, const char *fmt, ...)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -516,6 +574,7 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
         }
         backend_detach(c->be, "master changed");    /* idle pinned: move */
         c->be = NULL;
+        c->replay_needed = 1;
     }
     if (c->outstanding > 0 || (c->pinned && c->be != NULL)) {
         *out = c->be;        /* stay where the replies are: order */
@@ -598,6 +657,8 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
         return wait_for(c, CLIENT_WAIT_BACKEND);
     }
     c->held_since_ms = 0;
+    if (c->replay_needed && send_replay(c, be))
+        return wait_for(c, CLIENT_WAIT_REPLIES);
     session_on_send(&c->sess, &ci, req, &exp);
     c->be = be;
     if (c->sess.raw && !be->raw)

@@ -10,6 +10,7 @@
 
 #include <event2/util.h>
 
+#include "cmd.h"
 #include "resp.h"
 #include "session.h"
 
@@ -46,6 +47,11 @@ struct client {
     struct backend *paused;      /* a backend paused reading until our output drains */
     char *fatal;                 /* protocol error to send once replies are in, then close */
     uint64_t last_active_ms;     /* last byte received, for the idle timeout */
+    struct {
+        char *buf;               /* last successful command of that kind, as sent */
+        size_t len;
+    } replay[CMD_REPLAY_SLOTS];  /* restores the connection state after a move */
+    int replay_needed;           /* moved: replay before the next command */
     int pending;                 /* on proxy.pending */
     int free_me;                 /* pending: free instead of resume */
     TAILQ_ENTRY(client) link;    /* proxy.clients */
@@ -64,6 +70,11 @@ void client_reply_done(struct client *c);
 void client_reply_failed(struct client *c, const char *err);
 /* The pinned connection went raw: its replies are no longer counted. */
 void client_replies_untracked(struct client *c);
+/* Replayable connection state: a successful command of that kind (takes
+ * the buffer), RESET, and a replay the new master refused. */
+void client_replay_record(struct client *c, unsigned slot, char *buf, size_t len);
+void client_replay_clear(struct client *c);
+void client_replay_failed(struct client *c);
 /* The backend connection c used is gone. If it had been established, c may
  * have lost state or replies: close it once the replies already queued are
  * written. If it never connected, c simply gets a new one next time. */

@@ -71,9 +71,24 @@ static const struct cmd_entry *cmd_find(const char *name)
                    sizeof(cmd_table[0]), entry_cmp);
 }
 
+static unsigned cmd_replay_slot(const char *name, const struct resp_request *req)
+{
+    if (strcmp(name, "hello") == 0)
+        return CMD_REPLAY_HELLO;
+    if (strcmp(name, "auth") == 0)
+        return CMD_REPLAY_AUTH;
+    if (strcmp(name, "select") == 0)
+        return CMD_REPLAY_SELECT;
+    if (strcmp(name, "client") == 0 && strcmp(req->arg1, "setname") == 0)
+        return CMD_REPLAY_SETNAME;
+    if (strcmp(name, "readonly") == 0 || strcmp(name, "readwrite") == 0)
+        return CMD_REPLAY_READONLY;
+    return CMD_REPLAY_NONE;
+}
+
 struct cmd_info cmd_classify(const struct resp_request *req)
 {
-    struct cmd_info info = { 0, CMD_PS_NONE };
+    struct cmd_info info = { 0, CMD_PS_NONE, CMD_REPLAY_NONE };
     const struct cmd_entry *e;
 
     /* A name longer than we keep cannot be in the table (all are short). */
@@ -86,6 +101,7 @@ struct cmd_info cmd_classify(const struct resp_request *req)
     /* CLIENT REPLY OFF|SKIP makes replies go missing: session.c keeps count. */
     if (strcmp(e->name, "client") == 0 && strcmp(req->arg1, "reply") == 0)
         info.flags |= CMD_CLIENT_REPLY;
+    info.replay = cmd_replay_slot(e->name, req);
     return info;
 }
 

@@ -41,9 +41,22 @@ enum cmd_pubsub {
     CMD_PS_SUNSUBSCRIBE,
 };
 
+/* Connection state a new connection can be given again by replaying the
+ * last successful command of each kind, in this order. */
+enum cmd_replay {
+    CMD_REPLAY_HELLO = 0,
+    CMD_REPLAY_AUTH,
+    CMD_REPLAY_SELECT,
+    CMD_REPLAY_SETNAME,
+    CMD_REPLAY_READONLY,     /* READONLY or READWRITE */
+    CMD_REPLAY_SLOTS,
+    CMD_REPLAY_NONE = 0xff,
+};
+
 struct cmd_info {
     unsigned flags;          /* enum cmd_flag */
     enum cmd_pubsub pubsub;
+    unsigned replay;         /* enum cmd_replay */
 };
 
 /* Classify a framed request. Never fails: unknown commands are plain. */

@@ -63,6 +63,8 @@ static int reply_mode(struct session *s, unsigned f, const struct resp_request *
         return 0;
     s->skip_next = 0;
     exp->kind = SESSION_EXPECT_NONE;
+    if (f & CMD_STATE)
+        s->stateful = 1;             /* no reply: we cannot know it succeeded */
     if (f & (CMD_BLOCKING | CMD_PUBSUB | CMD_MULTI | CMD_HELLO))
         s->raw = 1;
     return 1;
@@ -76,9 +78,15 @@ void session_on_send(struct session *s, const struct cmd_info *ci,
     memset(exp, 0, sizeof(*exp));
     exp->kind = SESSION_EXPECT_ONE;
 
-    /* Even queued in MULTI: it takes effect at EXEC. */
-    if (f & CMD_STATE)
+    /* Replayable state is recorded when it succeeds; anything else, or
+     * state queued in MULTI (it takes effect at EXEC), cannot move. */
+    exp->replay = CMD_REPLAY_NONE;
+    if ((f & CMD_STATE) && (s->multi || ci->replay == CMD_REPLAY_NONE))
         s->stateful = 1;
+    else if (f & CMD_STATE) {
+        exp->flags |= SESSION_EXP_RECORD;
+        exp->replay = (uint8_t)ci->replay;
+    }
     if (s->multi && (f & CMD_CLIENT_REPLY)) {
         /* Queued now, in force only at EXEC: we cannot tell when. */
         s->raw = 1;

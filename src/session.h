@@ -32,6 +32,8 @@ enum session_expect_flag {
     SESSION_EXP_PUBSUB = 1 << 1,    /* counted in pubsub_inflight */
     SESSION_EXP_HELLO = 1 << 2,     /* apply `proto` when answered without error */
     SESSION_EXP_RESET = 1 << 3,     /* RESET: back to a fresh connection when answered */
+    SESSION_EXP_RECORD = 1 << 4,    /* replayable state: keep the bytes if it succeeds */
+    SESSION_EXP_SWALLOW = 1 << 5,   /* a replay sent by the proxy: the reply is ours */
 };
 
 /* What one sent command waits for: one entry of a backend's reply FIFO. */
@@ -40,6 +42,7 @@ struct session_expect {
     uint8_t pubsub;              /* enum cmd_pubsub */
     uint8_t flags;               /* enum session_expect_flag */
     uint8_t proto;               /* HELLO's requested version, 0 = unchanged */
+    uint8_t replay;              /* enum cmd_replay of a RECORD command */
     uint32_t n;                  /* confirmations still expected */
 };
 
@@ -49,8 +52,8 @@ struct session {
     unsigned raw : 1;            /* MONITOR/SYNC: replies no longer countable */
     unsigned reply_off : 1;      /* CLIENT REPLY OFF in force */
     unsigned skip_next : 1;      /* CLIENT REPLY SKIP: the next command gets no reply */
-    unsigned stateful : 1;       /* SELECT, AUTH, HELLO, CLIENT ... sent: a new connection
-                                    would not be the same */
+    unsigned stateful : 1;       /* state a new connection would lack and that cannot be
+                                    replayed (CLIENT TRACKING, state set inside MULTI) */
     int proto;                   /* RESP version of the connection: 2 or 3 */
     uint32_t blocking;           /* blocking calls in flight */
     uint32_t pubsub_inflight;    /* pub/sub commands not yet fully confirmed */

@@ -841,3 +841,52 @@ def test_switch_time_reported(zk_server, kz, zk_proxy_factory, two, znode_path):
     assert 300 <= took < 10000, fmt_info(f)
     assert b.client().get("s") == b"2" and a.client().get("s") == b"1"
     assert px.log_tail().count("first command to master %s forwarded" % hp(b)) == 1, px.log_tail()
+
+
+def _acl_user(srv):
+    srv.client().execute_command("ACL", "SETUSER", "app", "on", ">apppw", "~*", "+@all")
+
+
+def test_pinned_state_survives_switch(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """An idle pinned client that did AUTH (ACL user), SELECT 3 and CLIENT
+    SETNAME keeps all three on the new master: the proxy replays them, with
+    their replies swallowed, before the client's next command."""
+    a, b = two
+    _acl_user(a)
+    _acl_user(b)
+    zset(kz, znode_path, plain(hp(a)))
+    px = zk_proxy_factory(zk_server, znode_path)
+    wait_master(px, hp(a))
+    with px.raw() as c:
+        assert c.call("AUTH", "app", "apppw") == "OK"
+        assert c.call("SELECT", "3") == "OK"
+        assert c.call("CLIENT", "SETNAME", "moved-client") == "OK"
+        assert c.call("SET", "k", "on-a") == "OK"
+        zset(kz, znode_path, plain(hp(b)))
+        wait_master(px, hp(b))
+        assert c.call("SET", "k", "on-b") == "OK"
+        assert c.call("CLIENT", "GETNAME") == b"moved-client"
+        assert c.call("ACL", "WHOAMI") == b"app"
+        assert c.nothing_pending(0.1)
+    assert a.client(db=3).get("k") == b"on-a"
+    assert b.client(db=3).get("k") == b"on-b" and b.client(db=0).get("k") is None
+
+
+def test_pinned_state_that_cannot_be_restored_closes(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """The new master refuses the replayed AUTH (no such user there): the
+    client gets an error saying so and its connection closes; the command it
+    sent never runs on the new master."""
+    a, b = two
+    _acl_user(a)
+    zset(kz, znode_path, plain(hp(a)))
+    px = zk_proxy_factory(zk_server, znode_path)
+    wait_master(px, hp(a))
+    with px.raw() as c:
+        assert c.call("AUTH", "app", "apppw") == "OK"
+        assert c.call("SELECT", "5") == "OK"
+        zset(kz, znode_path, plain(hp(b)))
+        wait_master(px, hp(b))
+        rep = c.call("SET", "x", "1")
+        assert isinstance(rep, Error) and "could not be restored" in rep, rep
+        assert c.is_closed(5)
+    assert b.client(db=5).get("x") is None and b.client(db=0).get("x") is None
