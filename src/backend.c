@@ -213,6 +213,54 @@ static void backend_write_cb(struct bufferevent *bev, void *arg)
     wake_waiters(arg);
 }
 
+/* ---- ready, and verify-role ---------------------------------------------- */
+
+/* Up (and verified): clients may send. */
+static void backend_ready(struct backend *be)
+{
+    bufferevent_set_timeouts(be->bev, NULL, NULL);
+    be->verifying = 0;
+    be->state = BACKEND_CONNECTED;
+    pool_backend_connected(be->pool);
+    log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
+    wake_waiters(be);
+}
+
+/*
+ * verify-role: before any client command, ask the server what it is. The
+ * connection stays CONNECTING meanwhile, so a failure leaves every waiting
+ * command unsent. The answer must come within connect-timeout.
+ */
+static void start_verify(struct backend *be)
+{
+    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
+    struct timeval tv;
+
+    tv.tv_sec = be->pool->cf->connect_timeout_ms / 1000;
+    tv.tv_usec = (be->pool->cf->connect_timeout_ms % 1000) * 1000;
+    bufferevent_set_timeouts(be->bev, &tv, NULL);
+    be->verifying = 1;
+    evbuffer_add(bufferevent_get_output(be->bev), role, sizeof(role) - 1);
+}
+
+/* The ROLE reply is complete: its first element says "master" or not. */
+static int verified(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
+{
+    char why[160];
+
+    evbuffer_drain(bufferevent_get_input(be->bev), *pending);
+    *pending = 0;
+    if (ri->type == '*' && strcmp(ri->kind, "master") == 0) {
+        backend_ready(be);
+        return 0;
+    }
+    snprintf(why, sizeof(why), "verify-role: ROLE says \"%s\", not master",
+             ri->type == '*' ? ri->kind : "(an error)");
+    pool_master_readonly(be->pool);
+    backend_close(be, why);
+    return -1;
+}
+
 /* ---- replies ----------------------------------------------------------- */
 
 static struct client *current_owner(struct backend *be)
@@ -281,6 +329,8 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
     struct client *owner = current_owner(be);
     enum session_reply r;
 
+    if (be->verifying)
+        return verified(be, pending, ri);
     if (owner == NULL) {
         backend_close(be, "master sent a reply nobody asked for");
         return -1;
@@ -358,7 +408,9 @@ static void backend_read_cb(struct bufferevent *bev, void *arg)
             return;
     }
     /* The head owns the start of an unfinished reply: pass it on now. */
-    if (pending > 0) {
+    if (pending > 0 && be->verifying) {
+        evbuffer_drain(in, pending);     /* ROLE's: the scanner kept what we need */
+    } else if (pending > 0) {
         struct client *owner = current_owner(be);
 
         if (owner == NULL) {
@@ -385,11 +437,11 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         int one = 1;
 
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        bufferevent_set_timeouts(bev, NULL, NULL);
-        be->state = BACKEND_CONNECTED;
-        pool_backend_connected(be->pool);
-        log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
-        wake_waiters(be);
+        if (be->pool->cf->verify_role) {
+            start_verify(be);
+            return;
+        }
+        backend_ready(be);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT)

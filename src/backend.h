@@ -50,6 +50,7 @@ struct backend {
     uint32_t qhead, qlen, qcap;  /* qcap is a power of two */
     struct resp_scan scan;       /* reply framing state */
     int raw;                     /* replies no longer countable: forward as they come */
+    int verifying;               /* verify-role: ROLE sent, answer not in yet */
     struct client *paused_for;   /* reading stopped until this client's output drains */
     uint64_t paused_since_ms;    /* when paused_for was set */
     struct client *partial;      /* got the first part of the reply being read */

@@ -148,6 +148,8 @@ static const char *const on_no_master_names[] = {
       "shared backend connections per pool and master")                                        \
     D("connect-timeout", SC_POOL, INT(P(connect_timeout_ms), 1, 600000, U_MS), "1000",         \
       "backend connect timeout in ms")                                                         \
+    D("verify-role", SC_POOL, BOOL(P(verify_role)), "no",                                      \
+      "ask ROLE on each new backend connection; refuse a server that is not a master")         \
     D("on-no-master", SC_POOL, ENUM(P(on_no_master), on_no_master_names), "block",             \
       "without a master: block (hold commands) or tryagain (answer -TRYAGAIN)")                \
     D("block-timeout", SC_POOL, INT(P(block_timeout_ms), 1, 3600000, U_MS), "5000",            \

@@ -40,6 +40,7 @@ struct conf_pool {
     int backend_sharing;             /* 1 = shared route by default, 0 = pin every client */
     int backend_connections;         /* shared connections per pool and master */
     int connect_timeout_ms;          /* backend connect timeout */
+    int verify_role;                 /* ask ROLE on every new backend connection */
     int on_no_master;                /* enum conf_on_no_master */
     int block_timeout_ms;            /* how long a held command waits */
     int line;                        /* line of the "pool" directive, for messages */

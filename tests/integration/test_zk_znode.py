@@ -890,3 +890,31 @@ def test_pinned_state_that_cannot_be_restored_closes(zk_server, kz, zk_proxy_fac
         assert isinstance(rep, Error) and "could not be restored" in rep, rep
         assert c.is_closed(5)
     assert b.client(db=5).get("x") is None and b.client(db=0).get("x") is None
+
+
+def test_verify_role_refuses_a_replica(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """verify-role yes: the znode names a replica; the proxy asks ROLE before
+    sending anything, so not even a read reaches the replica through it; the
+    pool gates (FENCED) until the znode names the master."""
+    a, b = two
+    b.client().slaveof(LOCALHOST, a.port)
+    wait_for(lambda: b.client().info("replication")["master_link_status"] == "up", timeout=10,
+             what="replica link up")
+    zset(kz, znode_path, plain(hp(b)))
+    px = zk_proxy_factory(zk_server, znode_path,
+                          pool={"verify-role": "yes", "on-no-master": "tryagain"})
+    wait_master(px, hp(b))
+    before = int(b.client().info("stats")["total_commands_processed"])
+    with px.raw() as c:
+        rep = c.call("GET", "v")
+        assert rep == "TRYAGAIN master is read-only", rep
+        f = wait_state(px, "FENCED")
+        assert f.get("reason") == "master is read-only", fmt_info(f)
+        # only the proxy's ROLE (and our own INFO) reached the replica
+        after = int(b.client().info("stats")["total_commands_processed"])
+        assert after - before <= 3, (before, after)
+        zset(kz, znode_path, plain(hp(a)))
+        wait_master(px, hp(a))
+        assert c.call("SET", "v", "1") == "OK"
+    assert a.client().get("v") == b"1"
+    assert "verify-role: ROLE says" in px.log_tail(80), px.log_tail(80)
