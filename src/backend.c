@@ -83,16 +83,23 @@ static void q_pop(struct backend *be)
 
 /* ---- connect ----------------------------------------------------------- */
 
+/* connect-timeout bounds both the connect and the verify-role answer. */
+static struct timeval connect_timeout(const struct backend *be)
+{
+    int ms = be->pool->cf->connect_timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    return tv;
+}
+
 static int start_connect(struct backend *be)
 {
     struct pool *p = be->pool;
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     char addr[300];
-    struct timeval tv;
+    struct timeval tv = connect_timeout(be);
 
-    tv.tv_sec = p->cf->connect_timeout_ms / 1000;
-    tv.tv_usec = (p->cf->connect_timeout_ms % 1000) * 1000;
     /* libevent applies the write timeout to the connect itself; it is
      * cleared once connected. */
     bufferevent_set_timeouts(be->bev, NULL, &tv);
@@ -234,10 +241,8 @@ static void backend_ready(struct backend *be)
 static void start_verify(struct backend *be)
 {
     static const char role[] = "*1\r\n$4\r\nROLE\r\n";
-    struct timeval tv;
+    struct timeval tv = connect_timeout(be);
 
-    tv.tv_sec = be->pool->cf->connect_timeout_ms / 1000;
-    tv.tv_usec = (be->pool->cf->connect_timeout_ms % 1000) * 1000;
     bufferevent_set_timeouts(be->bev, &tv, NULL);
     be->verifying = 1;
     evbuffer_add(bufferevent_get_output(be->bev), role, sizeof(role) - 1);
