@@ -313,6 +313,33 @@ static int is_readonly_error(struct evbuffer *in)
            memcmp(head, "-READONLY", sizeof(head)) == 0;
 }
 
+/* A shared connection to a previous master closes once drained. Returns -1
+ * if it was closed. */
+static int close_if_drained(struct backend *be)
+{
+    if (be->retired && be->qlen == 0) {
+        backend_release(be, "drained after master change");
+        return -1;
+    }
+    return 0;
+}
+
+/* The head command was refused with -READONLY (the whole reply is the
+ * first *pending bytes of the input): it never ran. The owner gets it sent
+ * again or -TRYAGAIN instead; the replica's wording never reaches it. */
+static int refused(struct backend *be, size_t *pending)
+{
+    struct backend_entry done = *q_head(be);
+
+    evbuffer_drain(bufferevent_get_input(be->bev), *pending);
+    *pending = 0;
+    q_pop(be);
+    free(done.record);
+    be->partial = NULL;
+    client_reply_refused(done.owner, (done.exp.flags & SESSION_EXP_RETRY) != 0);
+    return close_if_drained(be);
+}
+
 /* Reply bytes go to their owner, unless the head is a replay the proxy
  * sent itself: then they are ours and dropped. */
 static void pass_on(struct backend *be, struct client *owner, struct evbuffer *in, size_t n)
@@ -345,11 +372,16 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
         backend_close(be, "master's reply stream out of step");
         return -1;
     }
-    /* Only the current master's refusal says our view is stale: a demoted
-     * previous master refusing the writes it still had is expected. */
-    if (ri->type == '-' && be->partial == NULL && be->epoch == be->pool->epoch &&
-        is_readonly_error(in))
-        pool_master_readonly(be->pool);
+    if (ri->type == '-' && be->partial == NULL && is_readonly_error(in)) {
+        /* Only the current master's refusal says our view is stale: a
+         * demoted previous master refusing writes it still had is expected.
+         * A static master has no next one: its refusal is passed on as is. */
+        if (be->epoch == be->pool->epoch)
+            pool_master_readonly(be->pool);
+        if (be->pool->zk && r == SESSION_REPLY_DONE && head != NULL &&
+            !(head->exp.flags & SESSION_EXP_SWALLOW))
+            return refused(be, pending);
+    }
     pass_on(be, owner, in, *pending);
     *pending = 0;
     if (r == SESSION_REPLY_DONE) {
@@ -367,10 +399,8 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
         client_reply_done(owner);
         if ((done.exp.flags & SESSION_EXP_SWALLOW) && is_error)
             client_replay_failed(owner);
-        if (be->retired && be->qlen == 0) {
-            backend_release(be, "drained after master change");
+        if (close_if_drained(be) < 0)
             return -1;
-        }
     }
     be->partial = NULL;
     if (client_output_full(owner))
@@ -378,11 +408,24 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
     return 0;
 }
 
+/* An error line that came in pieces stays here until it is whole: it may
+ * be a -READONLY that the owner must never see. Redis's error lines are
+ * short; a long one is passed on like any reply. */
+static int holds_error_start(struct backend *be, size_t pending)
+{
+    char first;
+
+    return !be->raw && be->partial == NULL && pending < 4096 &&
+           evbuffer_copyout(bufferevent_get_input(be->bev), &first, 1) == 1 && first == '-';
+}
+
 static void backend_read_cb(struct bufferevent *bev, void *arg)
 {
     struct backend *be = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    size_t pending = 0;     /* scanned bytes at the front of `in`, not yet moved */
+    size_t pending = be->held;  /* scanned bytes at the front of `in`, not yet moved */
+
+    be->held = 0;
 
     while (be->paused_for == NULL) {
         struct evbuffer_ptr ptr;
@@ -420,6 +463,10 @@ static void backend_read_cb(struct bufferevent *bev, void *arg)
 
         if (owner == NULL) {
             backend_close(be, "master sent bytes nobody asked for");
+            return;
+        }
+        if (holds_error_start(be, pending)) {
+            be->held = pending;
             return;
         }
         pass_on(be, owner, in, pending);

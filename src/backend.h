@@ -54,6 +54,9 @@ struct backend {
     struct client *paused_for;   /* reading stopped until this client's output drains */
     uint64_t paused_since_ms;    /* when paused_for was set */
     struct client *partial;      /* got the first part of the reply being read */
+    size_t held;                 /* scanned bytes at the front of the input not yet
+                                    passed on: the start of an error line */
+    uint64_t retired_ms;         /* when its master stopped being current, 0 = is current */
     TAILQ_HEAD(, client) waiters;/* clients waiting for our output to drain */
 };
 

@@ -57,6 +57,22 @@
 
 #define CLIENT_PAUSED_READ_MAX (64 * 1024)
 
+/*
+ * A command a replica refuses (-READONLY) never ran, so in block mode it is
+ * sent again to the next master: the client sees only latency. That is safe
+ * only for a client's single command in flight (anything sent behind it
+ * already went to the replica, and replies must stay in order), so only
+ * such a command is kept: one copy into a buffer the connection reuses.
+ */
+struct client_keep {
+    struct resp_request req;
+    size_t cap;
+    char buf[];
+};
+
+#define CLIENT_KEEP_MAX (64 * 1024)     /* larger commands are not kept */
+#define REPLY_READONLY "-TRYAGAIN master is read-only\r\n"
+
 enum dispatch_rc {
     DISPATCH_DONE,       /* request consumed; go on */
     DISPATCH_WAIT,       /* request kept; state says what we wait for */
@@ -145,6 +161,9 @@ static void client_free(struct client *c)
     TAILQ_REMOVE(&proxy.clients, c, link);
     resp_reqparser_free(c->parser);
     client_replay_clear(c);
+    free(c->keep);
+    if (c->retry != NULL)
+        evbuffer_free(c->retry);
     free(c->fatal);
     free(c);
 }
@@ -421,6 +440,29 @@ void client_reply_failed(struct client *c, const char *err)
     client_reply_done(c);
 }
 
+void client_reply_refused(struct client *c, int kept)
+{
+    struct pool *p = c->pool;
+
+    if (!kept || c->outstanding != 1 || c->keep == NULL || c->fatal != NULL ||
+        c->state == CLIENT_CLOSING || c->state == CLIENT_ZOMBIE) {
+        if (c->state != CLIENT_ZOMBIE)
+            p->stats.tryagain++;
+        client_reply_failed(c, REPLY_READONLY);
+        return;
+    }
+    c->retry = evbuffer_new();
+    evbuffer_add(c->retry, c->keep->buf, c->keep->req.len);
+    c->outstanding = 0;
+    if (!c->pinned)
+        c->be = NULL;
+    c->held_since_ms = util_now_ms();
+    p->stats.readonly_retries++;
+    log_info(p->name, "client %llu: %s refused by a read-only master; held for the next one",
+             (unsigned long long)c->id, c->keep->req.name);
+    schedule(c);
+}
+
 void client_backend_closed(struct client *c, int was_connected, const char *why)
 {
     if (c->pinned)
@@ -473,10 +515,9 @@ static void reply_proxy_info(struct client *c)
     evbuffer_free(body);
 }
 
-static enum dispatch_rc dispatch_local(struct client *c, const struct resp_request *req)
+static enum dispatch_rc dispatch_local(struct client *c, const struct resp_request *req,
+                                       struct evbuffer *in)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-
     evbuffer_drain(in, req->len);
     if (strcmp(req->name, "quit") == 0) {
         client_close_after(c, "+OK\r\n", 5);
@@ -534,10 +575,26 @@ void client_master_changed(struct pool *p)
 
     for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->pool == p && c->pinned && c->be != NULL && c->be->epoch != p->epoch &&
-            c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE && session_tied(&c->sess))
+        if (c->pool != p || !c->pinned || c->be == NULL || c->be->epoch == p->epoch)
+            continue;
+        if (c->be->retired_ms == 0)
+            c->be->retired_ms = util_now_ms();      /* drain-timeout starts */
+        if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE && session_tied(&c->sess))
             drop_moved(c);
     }
+}
+
+/* A pinned client still waiting for replies from a previous master after
+ * drain-timeout: its connection closes, its outstanding commands get
+ * "outcome unknown" errors. */
+static void close_undrained(struct client *c)
+{
+    int limit = c->pool->cf->drain_timeout_ms;
+    char why[160];
+
+    snprintf(why, sizeof(why), "previous master owed %u replies after drain-timeout (%d ms)",
+             c->outstanding, limit);
+    backend_close(c->be, why);
 }
 
 enum route_rc {
@@ -593,7 +650,7 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
  * passed, later requests are refused at once until one gets through.
  */
 static enum dispatch_rc no_master(struct client *c, const struct resp_request *req,
-                                  const char *why)
+                                  struct evbuffer *in, const char *why)
 {
     struct conf_pool *cf = c->pool->cf;
     uint64_t now = util_now_ms();
@@ -610,15 +667,40 @@ static enum dispatch_rc no_master(struct client *c, const struct resp_request *r
         pool_hold(c->pool, c);
         return wait_for(c, CLIENT_HELD);
     }
-    evbuffer_drain(bufferevent_get_input(c->bev), req->len);
+    evbuffer_drain(in, req->len);
     c->pool->stats.tryagain++;
     reply_error(c, "-TRYAGAIN %s", why);
     return DISPATCH_DONE;
 }
 
-static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req)
+/* Keep the bytes of a command about to be sent, if a -READONLY refusal of
+ * it could be retried: block mode, nothing else in flight, a plain command
+ * (no state, not tied). Returns 1 if kept. */
+static int keep_for_retry(struct client *c, const struct resp_request *req,
+                          struct evbuffer *src, const struct session_expect *exp)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (!c->pool->zk || c->pool->cf->on_no_master != CONF_ON_NO_MASTER_BLOCK || c->outstanding > 0 ||
+        req->len > CLIENT_KEEP_MAX || exp->kind != SESSION_EXPECT_ONE || exp->flags != 0 ||
+        session_tied(&c->sess) || c->sess.stateful)
+        return 0;
+    if (c->keep == NULL || c->keep->cap < req->len) {
+        size_t cap = req->len < 256 ? 256 : req->len;
+
+        c->keep = xrealloc(c->keep, sizeof(*c->keep) + cap);
+        c->keep->cap = cap;
+    }
+    if (req != &c->keep->req)   /* a retry sends from the kept copy itself */
+        c->keep->req = *req;
+    if (evbuffer_copyout(src, c->keep->buf, req->len) != (ev_ssize_t)req->len)
+        return 0;
+    return 1;
+}
+
+/* Send one request from the front of src (the client's input, or a kept
+ * command being retried). */
+static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req,
+                                 struct evbuffer *in)
+{
     struct cmd_info ci;
     struct session_expect exp;
     struct backend *be;
@@ -634,7 +716,7 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     if (c->outstanding > 0 && ((ci.flags & CMD_LOCAL) || (!c->pinned && (ci.flags & CMD_PIN))))
         return wait_for(c, CLIENT_WAIT_REPLIES);
     if (ci.flags & CMD_LOCAL)
-        return dispatch_local(c, req);
+        return dispatch_local(c, req, in);
     if (!c->pinned && (ci.flags & CMD_PIN)) {
         c->pinned = 1;
         log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id,
@@ -644,7 +726,7 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     case ROUTE_OK:
         break;
     case ROUTE_NO_MASTER:
-        return no_master(c, req, why);
+        return no_master(c, req, in, why);
     case ROUTE_WAIT_REPLIES:
         return wait_for(c, CLIENT_WAIT_REPLIES);
     case ROUTE_CLOSED:
@@ -666,6 +748,8 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     if (be->raw || exp.kind == SESSION_EXPECT_NONE) {
         backend_send(be, NULL, in, req->len, NULL);
     } else {
+        if (keep_for_retry(c, req, in, &exp))
+            exp.flags |= SESSION_EXP_RETRY;
         c->outstanding++;
         backend_send(be, c, in, req->len, &exp);
     }
@@ -727,6 +811,17 @@ static void client_process(struct client *c)
             wait_for(c, CLIENT_WAIT_OUTPUT);
             return;
         }
+        if (c->retry != NULL) {
+            /* A command a replica refused goes before anything newer. */
+            rc = dispatch(c, &c->keep->req, c->retry);
+            if (rc == DISPATCH_WAIT)
+                return;
+            evbuffer_free(c->retry);
+            c->retry = NULL;
+            if (rc == DISPATCH_STOP)
+                return;
+            continue;
+        }
         if (!c->have_req) {
             int r = resp_reqparser_next(c->parser, bufferevent_get_input(c->bev), &c->req, err,
                                         sizeof(err));
@@ -740,7 +835,7 @@ static void client_process(struct client *c)
             }
             c->have_req = 1;
         }
-        rc = dispatch(c, &c->req);
+        rc = dispatch(c, &c->req, bufferevent_get_input(c->bev));
         if (rc == DISPATCH_WAIT)
             return;
         c->have_req = 0;
@@ -802,16 +897,24 @@ static int client_idle(const struct client *c)
            (c->state == CLIENT_ACTIVE || c->state == CLIENT_WAIT_OUTPUT);
 }
 
+static int undrained(const struct client *c, uint64_t now_ms)
+{
+    return c->pinned && c->be != NULL && c->be->retired_ms != 0 && c->outstanding > 0 &&
+           now_ms - c->be->retired_ms >= (uint64_t)c->pool->cf->drain_timeout_ms;
+}
+
 void client_cron(uint64_t now_ms)
 {
     uint64_t limit = (uint64_t)proxy.conf->timeout_s * 1000u;
     struct client *c, *next;
 
-    if (limit == 0)
-        return;
     for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->state != CLIENT_ZOMBIE && client_idle(c) && now_ms - c->last_active_ms > limit)
+        if (c->state == CLIENT_ZOMBIE)
+            continue;
+        if (undrained(c, now_ms))
+            close_undrained(c);
+        else if (limit > 0 && client_idle(c) && now_ms - c->last_active_ms > limit)
             client_close(c, "idle for more than %d s (timeout)", proxy.conf->timeout_s);
     }
 }

@@ -18,6 +18,7 @@ struct pool;
 struct backend;
 struct bufferevent;
 struct evbuffer;
+struct client_keep;
 
 enum client_state {
     CLIENT_ACTIVE = 0,       /* parsing and forwarding */
@@ -52,6 +53,9 @@ struct client {
         size_t len;
     } replay[CMD_REPLAY_SLOTS];  /* restores the connection state after a move */
     int replay_needed;           /* moved: replay before the next command */
+    struct client_keep *keep;    /* the only command in flight, kept in case a replica
+                                    refuses it (block mode); reused, never shrinks */
+    struct evbuffer *retry;      /* a refused command to send again, before any other */
     int pending;                 /* on proxy.pending */
     int free_me;                 /* pending: free instead of resume */
     TAILQ_ENTRY(client) link;    /* proxy.clients */
@@ -68,6 +72,11 @@ void client_reply_done(struct client *c);
 /* The reply for one outstanding command will never come: answer `err`
  * (a full RESP error line) in its place, or nothing if err is NULL. */
 void client_reply_failed(struct client *c, const char *err);
+/* The master answered -READONLY: the command never ran. `kept` says c kept
+ * its bytes (sent with SESSION_EXP_RETRY): then, if it is still c's only
+ * command in flight, it is sent again to the next master; otherwise c gets
+ * -TRYAGAIN in its place. */
+void client_reply_refused(struct client *c, int kept);
 /* The pinned connection went raw: its replies are no longer counted. */
 void client_replies_untracked(struct client *c);
 /* Replayable connection state: a successful command of that kind (takes

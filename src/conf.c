@@ -153,7 +153,9 @@ static const char *const on_no_master_names[] = {
     D("on-no-master", SC_POOL, ENUM(P(on_no_master), on_no_master_names), "block",             \
       "without a master: block (hold commands) or tryagain (answer -TRYAGAIN)")                \
     D("block-timeout", SC_POOL, INT(P(block_timeout_ms), 1, 3600000, U_MS), "5000",            \
-      "ms a held command waits for a master before -TRYAGAIN")
+      "ms a held command waits for a master before -TRYAGAIN")                                 \
+    D("drain-timeout", SC_POOL, INT(P(drain_timeout_ms), 1, 3600000, U_MS), "5000",            \
+      "ms replies still owed by a previous master are waited for after a switch")
 
 #define D_ENTRY(n_, sc_, spec_, def_, help_) \
     { .name = (n_), .scope = (sc_), spec_, .def = (def_), .help = (help_) },

@@ -43,6 +43,7 @@ struct conf_pool {
     int verify_role;                 /* ask ROLE on every new backend connection */
     int on_no_master;                /* enum conf_on_no_master */
     int block_timeout_ms;            /* how long a held command waits */
+    int drain_timeout_ms;            /* replies owed by a previous master: wait this long */
     int line;                        /* line of the "pool" directive, for messages */
 };
 

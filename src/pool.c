@@ -143,6 +143,7 @@ static void switch_master(struct pool *p)
             continue;
         p->shared[i] = NULL;
         be->slot = -1;
+        be->retired_ms = util_now_ms();
         if (be->qlen == 0) {
             backend_release(be, "master changed");
         } else {
@@ -288,6 +289,23 @@ static void evict_stalled(struct pool *p, uint64_t now_ms)
     }
 }
 
+/* A previous master that still owes replies after drain-timeout (stalled,
+ * or holding paused writes): stop waiting. Its clients get "outcome
+ * unknown" errors and are closed. */
+static void close_undrained(struct pool *p, uint64_t now_ms)
+{
+    uint64_t limit = (uint64_t)p->cf->drain_timeout_ms;
+    struct backend *be;
+
+    while ((be = TAILQ_FIRST(&p->retired)) != NULL && now_ms - be->retired_ms >= limit) {
+        char why[160];
+
+        snprintf(why, sizeof(why), "previous master owed %u replies after drain-timeout (%d ms)",
+                 be->qlen, p->cf->drain_timeout_ms);
+        backend_close(be, why);
+    }
+}
+
 void pool_cron(struct pool *p, uint64_t now_ms)
 {
     uint64_t limit = (uint64_t)p->cf->block_timeout_ms;
@@ -301,6 +319,7 @@ void pool_cron(struct pool *p, uint64_t now_ms)
             client_wake(c);
     }
     evict_stalled(p, now_ms);
+    close_undrained(p, now_ms);
     if (p->zk)
         check_stale(p, now_ms);
 }
@@ -391,4 +410,6 @@ void pool_info(struct pool *p, struct evbuffer *buf)
                         (unsigned long long)p->stats.tryagain,
                         (unsigned long long)p->stats.backend_connects,
                         (unsigned long long)p->stats.backend_failures);
+    evbuffer_add_printf(buf, "readonly_retries:%llu\r\n",
+                        (unsigned long long)p->stats.readonly_retries);
 }

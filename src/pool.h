@@ -23,6 +23,8 @@ struct pool_stats {
     uint64_t clients_accepted;       /* connections accepted since start */
     uint64_t commands;               /* requests forwarded to the master */
     uint64_t tryagain;               /* -TRYAGAIN replies sent */
+    uint64_t readonly_retries;       /* commands refused by a read-only master, held and
+                                        sent again (block mode) */
     uint64_t backend_connects;       /* backend connections opened */
     uint64_t backend_failures;       /* backend connects refused / connections lost */
     uint64_t master_changes;         /* switches to a new master */

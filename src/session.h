@@ -34,6 +34,8 @@ enum session_expect_flag {
     SESSION_EXP_RESET = 1 << 3,     /* RESET: back to a fresh connection when answered */
     SESSION_EXP_RECORD = 1 << 4,    /* replayable state: keep the bytes if it succeeds */
     SESSION_EXP_SWALLOW = 1 << 5,   /* a replay sent by the proxy: the reply is ours */
+    SESSION_EXP_RETRY = 1 << 6,     /* the client kept the bytes: a -READONLY refusal
+                                       may be sent again (set by client.c) */
 };
 
 /* What one sent command waits for: one entry of a backend's reply FIFO. */

@@ -461,3 +461,29 @@ def tryagain(rep):
     """The reason of a -TRYAGAIN reply, or raise."""
     assert isinstance(rep, Error) and rep.startswith("TRYAGAIN "), "expected -TRYAGAIN <reason>, got %r" % (rep,)
     return rep[len("TRYAGAIN "):]
+
+
+def hp(srv):
+    """"127.0.0.1:port" of a RedisServer."""
+    return "%s:%d" % (LOCALHOST, srv.port)
+
+
+def wait_master(px, master, pool="main", timeout=10.0):
+    """Wait until the pool is READY on `master` ("h:p"); returns its fields."""
+    last = {}
+
+    def ok():
+        last.clear()
+        last.update(pool_info(px, pool))
+        return last.get("state") == "READY" and last.get("master") == master and dict(last)
+    try:
+        return wait_for(ok, timeout=timeout, what="pool %s READY on %s" % (pool, master))
+    except AssertionError as e:
+        raise AssertionError("%s\nlast: %s\nlog:\n%s" % (e, fmt_info(last), px.log_tail(20))) from None
+
+
+def make_replica(replica, master, timeout=10.0):
+    """SLAVEOF and wait for the link (RedisServer objects)."""
+    replica.client().slaveof(LOCALHOST, master.port)
+    wait_for(lambda: replica.client().info("replication").get("master_link_status") == "up",
+             timeout=timeout, what="replica %d linked to %d" % (replica.port, master.port))
