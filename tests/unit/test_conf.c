@@ -88,6 +88,7 @@ static void assert_pool_defaults(const struct conf_pool *p)
     assert_int_equal(p->connect_timeout_ms, 1000);
     assert_int_equal(p->on_no_master, CONF_ON_NO_MASTER_BLOCK);
     assert_int_equal(p->block_timeout_ms, 5000);
+    assert_int_equal(p->drain_timeout_ms, 5000);
     assert_int_equal(p->verify_role, 0);
 }
 
@@ -601,6 +602,7 @@ static void test_directive_names(void **state)
         "zk-disconnect-grace", "zk-auth-digest", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
+        "drain-timeout",
     };
     size_t n = 0;
 
