@@ -145,6 +145,15 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 
 /* ---- send -------------------------------------------------------------- */
 
+/* The first command on a connection is what proves the master usable: a
+ * server that accepts and then hangs up or speaks garbage before that keeps
+ * the pool's backoff growing (see teardown). */
+static void count_sent(struct backend *be)
+{
+    if (be->nsent++ == 0)
+        pool_backend_connected(be->pool);
+}
+
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp)
 {
@@ -155,6 +164,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
         evbuffer_copyout(from, record, len);
     }
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
+    count_sent(be);
     if (exp != NULL)
         q_push(be, c, exp, record, record ? (uint32_t)len : 0);
 }
@@ -168,6 +178,7 @@ void backend_send_replay(struct backend *be, struct client *c, const char *buf, 
     exp.flags = SESSION_EXP_SWALLOW;
     exp.replay = CMD_REPLAY_NONE;
     evbuffer_add(bufferevent_get_output(be->bev), buf, len);
+    count_sent(be);
     q_push(be, c, &exp, NULL, 0);
 }
 
@@ -228,7 +239,6 @@ static void backend_ready(struct backend *be)
     bufferevent_set_timeouts(be->bev, NULL, NULL);
     be->verifying = 0;
     be->state = BACKEND_CONNECTED;
-    pool_backend_connected(be->pool);
     log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
     wake_waiters(be);
 }
@@ -519,7 +529,11 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
  */
 static void teardown(struct backend *be, const char *reason, int failure)
 {
-    int was_connected = be->state == BACKEND_CONNECTED;
+    /* Up but unused (the server spoke or hung up before any command went
+     * out) counts as never connected: nothing was sent, so waiting commands
+     * stay unsent and retry, and the pool backs off rather than reconnecting
+     * at once, in a loop, to a server that will do it again. */
+    int was_connected = be->state == BACKEND_CONNECTED && be->nsent > 0;
     struct pool *p = be->pool;
     struct client *pinned = be->pinned;
 

@@ -633,8 +633,8 @@ def test_random_bytes_mutated_pipelines(proxy, r):
 # ---------------------------------------------------------------- a master that speaks garbage
 
 class FakeRedis:
-    """A tiny redis on a free loopback port: PING, ECHO, SET, GET, INCR, DEL
-    (multibulk and inline), one thread per connection. `GET fault:<mode>`
+    """A tiny redis on a free loopback port: PING, ECHO, SET, GET, INCR, DEL,
+    ROLE (multibulk and inline), one thread per connection. `GET fault:<mode>`
     makes it misbehave on that connection instead of answering (FAULTS);
     `greeting`, when set, is sent to every new connection before anything
     else. stop() closes every socket and joins every thread."""
@@ -643,6 +643,7 @@ class FakeRedis:
         self.port = free_port()
         self.data = {}
         self.greeting = None
+        self.role_trailer = None    # bytes sent right after the answer to ROLE
         self.wait_more = 0          # a fault waits until this many more requests are in
         self.rnd = random.Random(seed)
         self.lock = threading.Lock()
@@ -728,6 +729,8 @@ class FakeRedis:
             v = int(self.data.get(argv[1], b"0")) + 1
             self.data[argv[1]] = str(v).encode()
             return b":%d\r\n" % v
+        if cmd == b"ROLE":
+            return b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n" + (self.role_trailer or b"")
         if cmd == b"DEL":
             return b":%d\r\n" % (1 if self.data.pop(argv[1], None) is not None else 0)
         return b"-ERR unknown command\r\n"
@@ -978,3 +981,41 @@ def test_master_greets_with_garbage(proxy_factory, fake_redis, sharing):
         expect_bytes(c, b"+OK\r\n$1\r\nv\r\n")
     assert fake.data[b"k"] == b"v"
     serves_fresh_client(px, "after the greeting master")
+
+
+@pytest.mark.proxy_only
+def test_master_fails_before_any_command(proxy_factory, fake_redis, sharing):
+    """Regression: a master that accepts, answers verify-role's ROLE, and
+    speaks garbage right behind it (in the same read), before any client
+    command went out. The waiting command was never sent: it is held and
+    answered -TRYAGAIN at block-timeout, like a refused connect, and the
+    pool backs off. It used to be a silent close of a pinned client (its
+    command unsent, no reply) and, on a shared connection, a reconnect loop
+    without end (thousands of connections a second, the client never
+    answered)."""
+    fake = fake_redis()
+    fake.role_trailer = b"SSH-2.0-OpenSSH_9.2p1\r\n"
+    px = proxy_factory(fake.port, sharing=sharing, pool={"verify-role": "yes", "block-timeout": "1500"})
+    accepts0 = len(fake.conns)
+    with px.raw(timeout=10) as c:
+        t0 = time.monotonic()
+        c.send(encode("SET", "k", "v"))
+        rep = c.read_raw_reply(timeout=10)
+        took = time.monotonic() - t0
+        assert rep == b"-TRYAGAIN master unreachable\r\n", rep
+        accepts = len(fake.conns) - accepts0
+        # backoff 50 ms, doubling: a handful of attempts in 1.5 s, not thousands
+        assert accepts <= 12, "%d connections in %.1fs to a master that fails before any command" % (
+            accepts, took)
+        assert c.nothing_pending(0.1) and not c.eof
+        assert b"k" not in fake.data
+        fake.role_trailer = None
+
+        def serves():
+            c.send(encode("SET", "k", "v"))
+            rep = c.read_raw_reply(timeout=10)
+            assert rep in (b"+OK\r\n", b"-TRYAGAIN master unreachable\r\n"), rep
+            return rep == b"+OK\r\n"
+        wait_for(serves, timeout=15, interval=0.1, what="service once the master behaves")
+    assert fake.data[b"k"] == b"v"
+    serves_fresh_client(px, "after a master that failed before any command")
