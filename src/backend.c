@@ -75,10 +75,20 @@ static struct backend_entry *q_head(struct backend *be)
     return be->qlen > 0 ? &be->q[be->qhead] : NULL;
 }
 
+/* A FIFO that grew for a deep pipeline is given back once it empties, so
+ * one greedy client's burst does not stay in the RSS of a long-lived
+ * shared connection. */
+#define Q_KEEP 4096                     /* entries kept allocated when empty */
+
 static void q_pop(struct backend *be)
 {
     be->qhead = (be->qhead + 1) & (be->qcap - 1);
-    be->qlen--;
+    if (--be->qlen == 0 && be->qcap > Q_KEEP) {
+        free(be->q);
+        be->q = NULL;
+        be->qcap = 0;
+        be->qhead = 0;
+    }
 }
 
 /* ---- connect ----------------------------------------------------------- */

@@ -452,6 +452,50 @@ def test_pipeline_1gib_of_gets_without_reading(proxy_factory, redis_server, r, s
     base.check("1 GiB pipeline", timeout=60)
 
 
+@pytest.mark.proxy_only
+def test_deep_pipeline_on_a_stalled_master_memory_returned(proxy_factory, redis_factory):
+    """Regression: a client pipelines GETs while the master sleeps, so
+    hundreds of thousands of replies are owed on one shared connection.
+    Once they are all delivered the proxy gives the memory back. It used to
+    keep the reply-owner FIFO at its high-water size for the life of the
+    shared connection (~28 MB more than the baseline after this test)."""
+    srv = redis_factory()
+    px = proxy_factory(srv, sharing="yes", pool={"backend-connections": "1"})
+    srv.client().set("dk", "x")
+    base = Baseline(px)
+    n = 600000
+    req = b"".join(encode("GET", "dk") for _ in range(10000))
+    want = b"$1\r\nx\r\n"
+    sleeper = px.raw(timeout=30)
+    c = RespConn.tcp(px.port, timeout=60)
+    got = [0]
+    err = []
+
+    def reader():
+        try:
+            for i in range(n):
+                assert c.read_exact(len(want), timeout=60) == want, i
+                got[0] += 1
+        except Exception as e:              # reported below
+            err.append(repr(e))
+
+    try:
+        sleeper.cmd("DEBUG", "SLEEP", "2")
+        time.sleep(0.1)
+        t = threading.Thread(target=reader)
+        t.start()
+        for _ in range(n // 10000):
+            c.send(req)
+        t.join(120)
+        assert not t.is_alive(), "reader hung after %d replies" % got[0]
+        assert not err, err
+        assert sleeper.read_raw_reply(timeout=30) == b"+OK\r\n"
+    finally:
+        c.close()
+        sleeper.close()
+    base.check("a deep pipeline on a stalled master")
+
+
 # ---------------------------------------------------------------- absurd headers
 
 ERR_MBULK = b"-ERR Protocol error: invalid multibulk length\r\n"
