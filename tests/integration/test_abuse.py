@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (LOCALHOST, RespConn, Error, ProtocolViolation, Incomplete, encode, bulk,
+from conftest import (ADMIN_NAME, LOCALHOST, RespConn, Closed, Error, ProtocolViolation, Incomplete, encode, bulk,
                       expect_bytes, free_port, parse_reply, rss_kb, wait_for)
 
 # RSS a test may leave behind once its load is gone. glibc keeps some freed
@@ -1063,3 +1063,201 @@ def test_master_fails_before_any_command(proxy_factory, fake_redis, sharing):
         wait_for(serves, timeout=15, interval=0.1, what="service once the master behaves")
     assert fake.data[b"k"] == b"v"
     serves_fresh_client(px, "after a master that failed before any command")
+
+
+# ---------------------------------------------------------------- a flapping znode
+
+FLAPS = 1000
+FLAP_PERIOD_S = 0.01             # 1,000 flaps in about 10 s
+FLAP_WRITERS = 4
+LOG_TICK_S = 0.001               # log stamps are truncated to the millisecond
+
+
+def _ready_intervals(logpath):
+    """{master "h:p": [(start, end)]} of the times (unix seconds) the pool was
+    READY on each master, from its log (loglevel info: every transition)."""
+    import datetime
+
+    def stamp(line):
+        return datetime.datetime.strptime(" ".join(line.split()[:2]), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+    lines = [l for l in open(logpath, errors="replace").read().splitlines() if "[main]" in l]
+    out, cur, start = {}, None, None
+    for i, line in enumerate(lines):
+        msg = line.split("[main] ", 1)[1]
+        if msg.startswith("master ") and " -> " in msg:
+            cur = msg.split(" -> ", 1)[1].split()[0]
+            if start is not None and start[1] is None:
+                start = (start[0], cur)
+        elif msg.startswith("state "):
+            frm, to = msg[6:].split(" -> ", 1)
+            to = to.split(":")[0]
+            if frm == "READY" and start is not None:
+                out.setdefault(start[1], []).append((start[0], stamp(line)))
+                start = None
+            if to == "READY":
+                # a new master is logged right after the transition into READY
+                nxt = lines[i + 1].split("[main] ", 1)[1] if i + 1 < len(lines) else ""
+                start = (stamp(line), None if nxt.startswith("master ") else cur)
+    if start is not None:
+        out.setdefault(start[1], []).append((start[0], float("inf")))
+    return out
+
+
+class Monitor:
+    """MONITOR on a redis-server, read by a thread, until stop()."""
+
+    def __init__(self, srv):
+        self.conn = RespConn.tcp(srv.port, timeout=10)
+        assert self.conn.call("CLIENT", "SETNAME", ADMIN_NAME) == "OK"   # not the proxy's
+        assert self.conn.call("MONITOR") == "OK"
+        self.lines = []
+        self.stopping = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            try:
+                v = self.conn.read_reply(timeout=0.2)
+            except (socket.timeout, TimeoutError):
+                continue
+            except (Closed, OSError):
+                return
+            self.lines.append(str(v))
+
+    def stop(self):
+        self.stopping.set()
+        self.t.join(10)
+        self.conn.close()
+
+    def sets(self, prefix):
+        """{key: execution time} of the SETs of keys starting with prefix."""
+        out = {}
+        for l in self.lines:
+            parts = l.split(" ")
+            if len(parts) >= 5 and parts[3] == '"SET"' and parts[4].startswith('"' + prefix):
+                out[parts[4].strip('"')] = float(parts[0])
+        return out
+
+
+@pytest.mark.proxy_only
+def test_znode_flapping(zk_server, kz_factory, zk_proxy_factory, redis_factory, znode_path):
+    """The znode flaps 1,000 times in about 10 s between two masters and
+    nothing (set, set, delete, seeded), while writers go through the proxy in
+    block mode, each write a key of its own. No crash. No wrong-master
+    write: every write that ran on a master was sent by its client before
+    the end of a span of time the proxy was READY on that master, and ran
+    after that span began (MONITOR times against the logged transitions; no
+    allowance for speed is needed). Every acknowledged write ran exactly
+    once, none answered -TRYAGAIN ran. The proxy ends READY on the final
+    master, and from then on nothing reaches the other one."""
+    from zkutil import zset, zdelete, plain, hp, wait_master
+    a, b = redis_factory(), redis_factory()
+    kz = kz_factory(zk_server.hostport)
+    zset(kz, znode_path, plain(hp(a)))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"block-timeout": "10000"},
+                          globals_={"loglevel": "info"})
+    wait_master(px, hp(a))
+    base = Baseline(px)
+    mons = {hp(a): Monitor(a), hp(b): Monitor(b)}
+    stop = threading.Event()
+    sent = {}                                # key -> client send time
+    acked, refused, unknown = set(), set(), set()
+    errors = []
+
+    def writer(i):
+        c = None
+        try:
+            for n in range(1000000):
+                if stop.is_set():
+                    break
+                if c is None:
+                    c = px.raw(timeout=30)
+                key = "flap:w%d:%d" % (i, n)
+                sent[key] = time.time()
+                c.cmd("SET", key, "1")
+                try:
+                    rep = c.read_reply(timeout=30)
+                except Closed:
+                    unknown.add(key)         # sent, no answer: may or may not have run
+                    c.close()
+                    c = None
+                    continue
+                if rep == "OK":
+                    acked.add(key)
+                elif isinstance(rep, Error) and rep.startswith("TRYAGAIN"):
+                    refused.add(key)         # never ran
+                elif isinstance(rep, Error) and rep.startswith("ERR connection to master lost"):
+                    unknown.add(key)
+                else:
+                    errors.append((key, rep))
+                    return
+        except Exception as e:               # reported below
+            errors.append((i, repr(e)))
+        finally:
+            if c is not None:
+                c.close()
+
+    ths = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(FLAP_WRITERS)]
+    for t in ths:
+        t.start()
+    rnd = random.Random(4242)
+    ops = {"a": 0, "b": 0, "delete": 0}
+    try:
+        wait_for(lambda: len(acked) >= 200, timeout=20, what="writes before flapping")
+        t0 = time.monotonic()
+        for n in range(FLAPS):
+            op = "b" if n == FLAPS - 1 else rnd.choice(("a", "b", "delete"))   # ends on b
+            if op == "delete":
+                zdelete(kz, znode_path)
+            else:
+                zset(kz, znode_path, plain(hp(a if op == "a" else b)))
+            ops[op] += 1
+            ahead = t0 + (n + 1) * FLAP_PERIOD_S - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        flap_s = time.monotonic() - t0
+        assert px.alive(), px.log_tail()
+        wait_master(px, hp(b), timeout=20)
+        # the old master drains: once the proxy holds no connection to a,
+        # nothing more can reach it
+        wait_for(lambda: not a.backend_clients(), timeout=20,
+                 what="no proxy connection left to the old master")
+        n_on_a = len(mons[hp(a)].sets("flap:"))
+        done = len(acked)
+        wait_for(lambda: len(acked) >= done + 200, timeout=20, what="writes on the final master")
+        time.sleep(0.2)
+        assert len(mons[hp(a)].sets("flap:")) == n_on_a, "writes reached the old master after the switch"
+        assert not a.backend_clients()
+    finally:
+        stop.set()
+        for t in ths:
+            t.join(40)
+        for m in mons.values():
+            m.stop()
+    assert not any(t.is_alive() for t in ths), "a writer hung"
+    assert not errors, errors[:5]
+    print("flapping: %d ops in %.1fs %r; acked %d, refused %d, unknown %d"
+          % (FLAPS, flap_s, ops, len(acked), len(refused), len(unknown)))
+    ran = {m: mon.sets("flap:") for m, mon in mons.items()}
+    on_a, on_b = set(ran[hp(a)]), set(ran[hp(b)])
+    assert not on_a & on_b, "ran on both masters: %r" % sorted(on_a & on_b)[:5]
+    assert acked <= on_a | on_b, "acknowledged, not on any master: %r" % sorted(acked - on_a - on_b)[:5]
+    assert not refused & (on_a | on_b), "answered -TRYAGAIN but ran: %r" % sorted(refused & (on_a | on_b))[:5]
+    assert (on_a | on_b) <= acked | unknown
+    # a write that ran on m went out during some READY span on m: sent by
+    # its client before the span ended, run after it began
+    ready = _ready_intervals(px.logpath)
+    assert len(ready.get(hp(a), [])) + len(ready.get(hp(b), [])) > 10, ready
+    for m, keys in ran.items():
+        spans = ready.get(m, [])
+        for key, t_run in keys.items():
+            t_sent = sent[key]
+            if not any(s <= t_run and t_sent <= e + LOG_TICK_S for s, e in spans):
+                raise AssertionError(
+                    "%s went to %s but the proxy was not READY on it between its send (%.4f) and "
+                    "its run (%.4f); READY spans there nearby: %r" % (
+                        key, m, t_sent, t_run,
+                        [se for se in spans if se[1] >= t_sent - 0.1 and se[0] <= t_run + 0.1][:5]))
+    base.check("znode flapping")
