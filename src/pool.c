@@ -179,8 +179,10 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     int64_t old_mzxid = p->gate.mzxid;
     int changed = gate_step(&p->gate, ev);
 
-    if (old == GATE_READY && p->gate.state != GATE_READY)
-        p->left_ready_ms = util_now_ms();
+    /* A delete then a create: the switch is timed from the create. */
+    if ((old == GATE_READY && p->gate.state != GATE_READY) || ev->type == GATE_EV_NODE_CHANGED ||
+        ev->type == GATE_EV_NODE_DELETED)
+        p->event_ms = util_now_ms();
     if (p->gate.mzxid != old_mzxid)
         p->last_change_ms = util_now_ms();
     else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
@@ -216,7 +218,7 @@ void pool_forwarded(struct pool *p)
     if (!p->switch_pending)
         return;
     p->switch_pending = 0;
-    took = util_now_ms() - p->left_ready_ms;
+    took = util_now_ms() - p->event_ms;
     p->stats.last_switch_ms = (int64_t)took;
     log_notice(p->name, "first command to master %s:%d forwarded %llu ms after the znode event",
                p->master_host, p->master_port, (unsigned long long)took);

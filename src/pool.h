@@ -49,7 +49,8 @@ struct pool {
     uint64_t last_change_ms;         /* when the znode's mzxid last moved (znode-max-age) */
     int64_t logged_mzxid;            /* bad data already logged for this mzxid */
     int routine_sync;                /* in SYNCING straight from READY (a rewrite) */
-    uint64_t left_ready_ms;          /* when the gate last left READY (a znode event) */
+    uint64_t event_ms;               /* last znode event, or leaving READY: a switch is
+                                        timed from it */
     int switch_pending;              /* new master, no command forwarded to it yet */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */

@@ -299,13 +299,21 @@ static void read_failed(struct zk_watch *w, const char *op, int rc)
     feed(w->pool, GATE_EV_READ_ERROR);
 }
 
+/* get with a watch. A missing node answers ZNONODE and sets no watch:
+ * on_get() then falls back to exists, which does. */
+static void get_znode(struct zk_watch *w, int widx)
+{
+    int rc = zoo_awget(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), get_done,
+                       ctx_of(zk.gen, widx));
+
+    if (rc != ZOK)
+        read_failed(w, "get", rc);
+}
+
 static void on_exists(struct zk_watch *w, int widx, const struct zk_msg *m)
 {
     if (m->rc == ZOK) {
-        int rc = zoo_awget(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), get_done,
-                           ctx_of(zk.gen, widx));
-        if (rc != ZOK)
-            read_failed(w, "get", rc);
+        get_znode(w, widx);
     } else if (m->rc == ZNONODE) {
         feed(w->pool, GATE_EV_READ_NONODE);
     } else {
@@ -340,7 +348,12 @@ static void on_node(struct zk_watch *w, int widx, const struct zk_msg *m)
 {
     log_debug(w->pool->name, "zookeeper: watch fired on %s (type %d)", w->path, m->type);
     feed(w->pool, m->type == ZOO_DELETED_EVENT ? GATE_EV_NODE_DELETED : GATE_EV_NODE_CHANGED);
-    read_znode(widx);
+    /* Created or changed: the node most likely exists, so get it at once
+     * (one round trip fewer on every switch); deleted: watch for it. */
+    if (m->type == ZOO_DELETED_EVENT)
+        read_znode(widx);
+    else
+        get_znode(w, widx);
 }
 
 /* ---- loop thread: the session ------------------------------------------- */
