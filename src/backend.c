@@ -155,6 +155,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
         evbuffer_copyout(from, record, len);
     }
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
+    be->pool->stats.request_bytes += len;
     if (exp != NULL)
         q_push(be, c, exp, record, record ? (uint32_t)len : 0);
 }

@@ -339,10 +339,12 @@ int client_output_full(const struct client *c)
 
 void client_deliver(struct client *c, struct evbuffer *from, size_t len)
 {
-    if (c->bev == NULL || c->state == CLIENT_ZOMBIE)
+    if (c->bev == NULL || c->state == CLIENT_ZOMBIE) {
         evbuffer_drain(from, len);
-    else
-        evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+        return;
+    }
+    evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+    c->pool->stats.reply_bytes += len;
 }
 
 void client_reply_done(struct client *c)

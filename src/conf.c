@@ -128,6 +128,8 @@ static const char *const on_no_master_names[] = {
       "keep forwarding this many ms after losing ZooKeeper; 0 = gate at once")                 \
     D("zk-auth-digest", SC_GLOBAL, STRING(G(zk_auth_digest)), "",                              \
       "user:password for ZooKeeper digest authentication; \"\" = none")                        \
+    D("admin-listen", SC_GLOBAL, HOSTPORT(G(admin_listen)), NULL,                             \
+      "host:port of the HTTP listener for /metrics, /healthz and /info; unset = off")       \
     D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \
       "write the ZooKeeper session id and password here (test aid); \"\" = none")             \
     D("pool", SC_ANY, POOL, NULL,                                                              \

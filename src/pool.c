@@ -33,6 +33,7 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     gate_init(&p->gate, proxy.conf->zk_disconnect_grace_ms > 0);
     p->logged_mzxid = -1;
     p->stats.last_switch_ms = -1;
+    p->gated_since_ms = p->zk ? util_now_ms() : 0;      /* INIT gates */
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
     p->nshared = cf->backend_connections;
@@ -185,6 +186,14 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
         p->event_ms = util_now_ms();
     if (p->gate.mzxid != old_mzxid)
         p->last_change_ms = util_now_ms();
+    if (ev->type == GATE_EV_READ_DATA && ev->mzxid >= old_mzxid)
+        p->znode_mtime_ms = ev->mtime_ms;
+    if (old == GATE_READY && p->gate.state != GATE_READY) {
+        p->gated_since_ms = util_now_ms();
+    } else if (old != GATE_READY && p->gate.state == GATE_READY && p->gated_since_ms != 0) {
+        p->gated_ms_total += util_now_ms() - p->gated_since_ms;
+        p->gated_since_ms = 0;
+    }
     else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
         log_info(p->name, "ignored a znode read older than the one applied (mzxid %lld < %lld)",
                  (long long)ev->mzxid, (long long)old_mzxid);
@@ -372,6 +381,18 @@ void pool_backend_gone(struct pool *p, struct backend *be)
         TAILQ_REMOVE(&p->retired, be, retired_link);
         be->retired = 0;
     }
+}
+
+const char *pool_state_name(struct pool *p)
+{
+    if (p->zk)
+        return gate_state_name(p->gate.state);
+    return pool_unavailable(p) ? "UNREACHABLE" : "READY";
+}
+
+uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms)
+{
+    return p->gated_ms_total + (p->gated_since_ms ? now_ms - p->gated_since_ms : 0);
 }
 
 void pool_info(struct pool *p, struct evbuffer *buf)

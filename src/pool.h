@@ -28,6 +28,8 @@ struct pool_stats {
     uint64_t backend_connects;       /* backend connections opened */
     uint64_t backend_failures;       /* backend connects refused / connections lost */
     uint64_t master_changes;         /* switches to a new master */
+    uint64_t request_bytes;          /* client request bytes forwarded to the master */
+    uint64_t reply_bytes;            /* reply bytes delivered to clients */
     int64_t last_switch_ms;          /* znode event -> first command to the new master, -1 */
 };
 
@@ -51,6 +53,9 @@ struct pool {
     int routine_sync;                /* in SYNCING straight from READY (a rewrite) */
     uint64_t event_ms;               /* last znode event, or leaving READY: a switch is
                                         timed from it */
+    uint64_t gated_since_ms;         /* gate not READY since, 0 = READY */
+    uint64_t gated_ms_total;         /* time spent gated before gated_since_ms */
+    int64_t znode_mtime_ms;          /* mtime of the znode data applied, 0 = none */
     int switch_pending;              /* new master, no command forwarded to it yet */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
@@ -108,5 +113,10 @@ void pool_backend_gone(struct pool *p, struct backend *be);
 
 /* Append "key:value\r\n" lines about this pool to buf. */
 void pool_info(struct pool *p, struct evbuffer *buf);
+
+/* What /metrics, /info and /healthz report. State: the gate state of a zk
+ * pool; "READY" or "UNREACHABLE" for a static one. */
+const char *pool_state_name(struct pool *p);
+uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms);
 
 #endif

@@ -16,6 +16,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "admin.h"
 #include "client.h"
 #include "conf.h"
 #include "log.h"
@@ -128,6 +129,10 @@ static int start(void)
             return -1;
         }
     }
+    if (admin_start(proxy.conf->admin_listen, err, sizeof(err)) < 0) {
+        log_error(NULL, "%s", err);
+        return -1;
+    }
     if (zk_start(err, sizeof(err)) < 0) {
         log_error(NULL, "%s", err);
         return -1;
@@ -149,6 +154,7 @@ static int start(void)
  * clients (which close their pinned backends), then the pools they used. */
 static void stop(void)
 {
+    admin_stop();
     zk_stop();
     for (int i = 0; i < proxy.npools; i++) {
         if (proxy.pools[i] != NULL)

@@ -67,6 +67,7 @@ struct zk_msg {
     int type, state, rc;
     int64_t mzxid;
     int32_t version;
+    int64_t mtime_ms;
     char *data;                      /* MSG_GET, owned by the message */
     int datalen;
 };
@@ -189,6 +190,7 @@ static void get_done(int rc, const char *value, int len, const struct Stat *stat
     if (rc == ZOK && stat != NULL) {
         m->mzxid = stat->mzxid;
         m->version = stat->version;
+        m->mtime_ms = stat->mtime;
     }
     if (rc == ZOK && value != NULL && len > 0) {
         m->data = xmalloc((size_t)len);
@@ -338,6 +340,7 @@ static void on_get(struct zk_watch *w, int widx, const struct zk_msg *m)
     ev.type = GATE_EV_READ_DATA;
     ev.mzxid = m->mzxid;
     ev.version = m->version;
+    ev.mtime_ms = m->mtime_ms;
     ev.result = znode_parse(m->data, (size_t)m->datalen,
                             (enum znode_format)w->pool->cf->znode_format, &ev.master, why,
                             sizeof(why));
@@ -667,6 +670,15 @@ void zk_resync(struct pool *p)
 void zk_reread(struct pool *p)
 {
     reread(p, 0);
+}
+
+void zk_status(struct zk_status *out)
+{
+    out->started = zk.started;
+    out->connected = zk.connected;
+    out->session_id = zk.cid.client_id;
+    out->timeout_ms = zk.timeout_ms;
+    out->connects = zk.connects;
 }
 
 void zk_info(struct evbuffer *buf)

@@ -43,4 +43,13 @@ void zk_check_stall(uint64_t now_ms);
 /* "key:value\r\n" lines about the session, for PROXY INFO. */
 void zk_info(struct evbuffer *buf);
 
+struct zk_status {
+    int started;                 /* some pool reads a znode */
+    int connected;
+    int64_t session_id;          /* of the last connected session, 0 = none yet */
+    int timeout_ms;              /* negotiated */
+    uint64_t connects;           /* CONNECTED events seen */
+};
+void zk_status(struct zk_status *out);
+
 #endif

@@ -599,7 +599,7 @@ static void test_directive_names(void **state)
         "loglevel", "logfile", "pidfile", "maxclients", "timeout",
         "client-query-buffer-limit", "output-buffer-limit", "output-stall-timeout",
         "shutdown-timeout", "tcp-keepalive", "zookeeper", "zk-session-timeout",
-        "zk-disconnect-grace", "zk-auth-digest", "zk-session-file",
+        "zk-disconnect-grace", "zk-auth-digest", "admin-listen", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
         "drain-timeout",
