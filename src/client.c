@@ -921,6 +921,27 @@ void client_cron(uint64_t now_ms)
     }
 }
 
+void client_close_pool(struct pool *p, const char *why)
+{
+    struct client *c, *next;
+
+    for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->pool == p && c->state != CLIENT_ZOMBIE)
+            client_close(c, "%s", why);
+    }
+}
+
+int client_count_pool(const struct pool *p)
+{
+    struct client *c;
+    int n = 0;
+
+    TAILQ_FOREACH(c, &proxy.clients, link)
+        n += c->pool == p;
+    return n;
+}
+
 void client_shutdown_begin(void)
 {
     struct client *c;

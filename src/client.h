@@ -100,6 +100,10 @@ void client_cron(uint64_t now_ms);
 /* The pool's master changed: close pinned clients tied to the old one. */
 void client_master_changed(struct pool *p);
 void client_shutdown_begin(void);
+/* A pool removed by a reload: close its clients; then count the ones not
+ * freed yet (the pool goes once none is left). */
+void client_close_pool(struct pool *p, const char *why);
+int client_count_pool(const struct pool *p);
 int client_all_idle(void);
 void client_free_all(void);
 

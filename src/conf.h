@@ -83,6 +83,17 @@ int conf_parse_string(const char *text, size_t len, const char *name, struct con
 
 void conf_free(struct conf *conf);
 
+/*
+ * Reload: `next` was just loaded to replace `running`. Every restart-only
+ * directive (sockets, the ZooKeeper session, the znode, backend-connections)
+ * whose value differs is reported and set back to the running value in
+ * next; the new value moves into running, to be freed with it. Pools are
+ * matched by name; pools in only one of the two are left to the caller.
+ */
+typedef void (*conf_report_fn)(const char *pool, const char *directive, void *arg);
+void conf_keep_restart_only(struct conf *next, struct conf *running, conf_report_fn report,
+                            void *arg);
+
 /* The directive table, for tools and tests: NULL-terminated names. */
 extern const char *const conf_directive_names[];
 

@@ -82,6 +82,17 @@ void pool_close_backends(struct pool *p)
         backend_release(be, "shutting down");
 }
 
+void pool_retire(struct pool *p)
+{
+    pool_stop_listening(p);
+    if (p->zk)
+        zk_remove_pool(p);
+    pool_close_backends(p);
+    client_close_pool(p, "pool removed from the configuration (SIGHUP)");
+    p->cf = NULL;
+    log_notice(p->name, "SIGHUP: pool removed");
+}
+
 void pool_free(struct pool *p)
 {
     pool_stop_listening(p);

@@ -72,6 +72,10 @@ void pool_stop_listening(struct pool *p);
 void pool_close_backends(struct pool *p);
 /* Free the pool; its clients must be gone already. */
 void pool_free(struct pool *p);
+/* Removed by a reload: stop listening and watching, close its backends and
+ * clients. Its conf is about to be freed: cf is cleared. Free it with
+ * pool_free() once client_count_pool() is 0. */
+void pool_retire(struct pool *p);
 
 /* NULL if the pool may forward at all (a zk pool: gate READY), else the
  * -TRYAGAIN reason. */

@@ -258,8 +258,10 @@ static void feed(struct pool *p, enum gate_event_type type)
 
 static void feed_all(enum gate_event_type type)
 {
-    for (int i = 0; i < zk.nwatches; i++)
-        feed(zk.watches[i].pool, type);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            feed(zk.watches[i].pool, type);
+    }
 }
 
 /* Errors that say "the connection or session is gone": the session events
@@ -455,8 +457,10 @@ static void on_connected(void)
                zk.timeout_ms);
     write_session_file();
     feed_all(GATE_EV_CONNECTED);
-    for (int i = 0; i < zk.nwatches; i++)
-        sync_and_read(i);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            sync_and_read(i);
+    }
 }
 
 static void on_disconnected(void)
@@ -504,6 +508,8 @@ static void dispatch_msg(const struct zk_msg *m)
     if (m->widx < 0 || m->widx >= zk.nwatches || !zk.connected)
         return;
     w = &zk.watches[m->widx];
+    if (w->pool == NULL)
+        return;                      /* its pool was removed by a reload */
     switch (m->kind) {
     case MSG_NODE:
         on_node(w, m->widx, m);
@@ -645,8 +651,40 @@ void zk_check_stall(uint64_t now_ms)
              "forwarding again", (unsigned long long)(now_ms - proxy.tick_ms));
     proxy.tick_ms = now_ms;
     drain_cb(zk.wake[0], EV_READ, NULL);
-    for (int i = 0; i < zk.nwatches; i++)
-        zk_resync(zk.watches[i].pool);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            zk_resync(zk.watches[i].pool);
+    }
+}
+
+int zk_add_pool(struct pool *p)
+{
+    int widx;
+
+    if (!zk.started)
+        return -1;
+    zk.watches = xrealloc(zk.watches, (size_t)(zk.nwatches + 1) * sizeof(*zk.watches));
+    widx = zk.nwatches++;
+    zk.watches[widx].pool = p;
+    zk.watches[widx].path = p->cf->znode;
+    feed(p, GATE_EV_SESSION_OPENING);
+    if (zk.zh != NULL && zk.connected) {
+        feed(p, GATE_EV_CONNECTED);
+        sync_and_read(widx);
+    }
+    return 0;
+}
+
+void zk_remove_pool(struct pool *p)
+{
+    /* The slot stays (watch indexes are in flight as contexts); whatever
+     * still arrives for it is dropped. */
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool == p) {
+            zk.watches[i].pool = NULL;
+            zk.watches[i].path = NULL;
+        }
+    }
 }
 
 static void reread(struct pool *p, int gate_first)

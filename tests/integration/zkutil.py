@@ -468,13 +468,14 @@ def hp(srv):
     return "%s:%d" % (LOCALHOST, srv.port)
 
 
-def wait_master(px, master, pool="main", timeout=10.0):
-    """Wait until the pool is READY on `master` ("h:p"); returns its fields."""
+def wait_master(px, master, pool="main", timeout=10.0, port=None):
+    """Wait until the pool is READY on `master` ("h:p"); returns its fields.
+    port: the listener to ask (PROXY INFO describes the pool it belongs to)."""
     last = {}
 
     def ok():
         last.clear()
-        last.update(pool_info(px, pool))
+        last.update(pool_info(px, pool, port=port))
         return last.get("state") == "READY" and last.get("master") == master and dict(last)
     try:
         return wait_for(ok, timeout=timeout, what="pool %s READY on %s" % (pool, master))
