@@ -128,6 +128,12 @@ static const char *const on_no_master_names[] = {
       "keep forwarding this many ms after losing ZooKeeper; 0 = gate at once")                 \
     D("zk-auth-digest", SC_GLOBAL, STRING(G(zk_auth_digest)), "",                              \
       "user:password for ZooKeeper digest authentication; \"\" = none")                        \
+    D("syslog-enabled", SC_GLOBAL, BOOL(G(syslog_enabled)), "no",                             \
+      "also send log lines to syslog")                                                         \
+    D("syslog-ident", SC_GLOBAL, STRING(G(syslog_ident)), "rzproxy",                          \
+      "syslog identity")                                                                       \
+    D("syslog-facility", SC_GLOBAL, ENUM(G(syslog_facility), log_facility_names), "local0",   \
+      "syslog facility: user, daemon or local0..local7")                                       \
     D("admin-listen", SC_GLOBAL, HOSTPORT(G(admin_listen)), NULL,                             \
       "host:port of the HTTP listener for /metrics, /healthz and /info; unset = off")       \
     D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \

@@ -53,6 +53,9 @@ struct conf {
     int loglevel;                    /* enum log_level */
     char *logfile;                   /* "" = stderr */
     char *pidfile;                   /* "" = none */
+    int syslog_enabled;              /* also log to syslog */
+    char *syslog_ident;
+    int syslog_facility;             /* index into log_facility_names */
     int maxclients;                  /* accepted client connections, all pools */
     int timeout_s;                   /* idle client timeout, 0 = never */
     uint64_t client_query_buffer_limit;  /* bytes of unparsed input per client */

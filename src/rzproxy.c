@@ -167,6 +167,7 @@ static void reload(void)
     conf_free(old);
     free(old);
     log_set_level((enum log_level)next->loglevel);
+    log_syslog(next->syslog_enabled, next->syslog_ident, next->syslog_facility);
     if (log_open(next->logfile, err, sizeof(err)) < 0)
         log_error(NULL, "SIGHUP: %s", err);
     log_notice(NULL, "SIGHUP: configuration %s reloaded (%d pool%s)", next->path, n,
@@ -344,6 +345,7 @@ int main(int argc, char **argv)
     proxy.conf = xmalloc(sizeof(*proxy.conf));
     *proxy.conf = conf;
     log_set_level((enum log_level)conf.loglevel);
+    log_syslog(conf.syslog_enabled, conf.syslog_ident, conf.syslog_facility);
     if (log_open(conf.logfile, err, sizeof(err)) < 0) {
         fprintf(stderr, "rzproxy: %s\n", err);
         return 1;
