@@ -307,8 +307,8 @@ static void undo_pause(struct fo *f)
          f->o->timeout_ms + CTL_FAILOVER_PAUSE_EXTRA_MS);
 }
 
-/* Re-create the znode as it was. 0 when the znode is back (or was missing
- * before), -1 when it is still missing. */
+/* Re-create the znode as it was. 0 when it is back (or was missing before),
+ * 1 when someone else created it meanwhile, -1 when it is still missing. */
 static int undo_znode(struct fo *f)
 {
     char err[ERRLEN], acl[512];
@@ -329,7 +329,7 @@ static int undo_znode(struct fo *f)
         warn(f, "undo: znode %s was created by someone else meanwhile: left as it is",
              f->t->znode);
         f->deleted = 0;
-        return 0;
+        return 1;
     }
     warn(f, "undo: cannot re-create znode %s: %s: it is MISSING, every rzproxy stays gated; "
          "restore it with: rzproxy-ctl set-master %s", f->t->znode,
@@ -340,12 +340,15 @@ static int undo_znode(struct fo *f)
 /* Undo steps 1-2 after a failure in steps 1-4; prints the state left. */
 static int undo(struct fo *f, const char *why)
 {
+    static const char *const znode_states[] = {
+        "the znode is MISSING (every rzproxy gated)", "the znode is as it was",
+        "the znode was re-created by someone else (see the warning above)",
+    };
     const char *old_state, *znode_state;
 
     say(f, "FAILED: %s; undoing", why);
     undo_pause(f);
-    znode_state = undo_znode(f) == 0 ? "the znode is as it was"
-                                     : "the znode is MISSING (every rzproxy gated)";
+    znode_state = znode_states[undo_znode(f) + 1];
     if (f->paused)
         old_state = "writes there stay paused until the pause ends by itself";
     else if (f->oldr != NULL)
@@ -391,9 +394,9 @@ static int step_delete(struct fo *f)
     return -1;
 }
 
-/* Remember the old master's replicas (INFO replication) as re-point candidates. */
 static void add_other(struct fo *f, const char *name);
 
+/* Remember the old master's replicas (INFO replication) as re-point candidates. */
 static void note_replicas(struct fo *f, const char *info)
 {
     struct ctl_redis_addr a[MAX_NODES];

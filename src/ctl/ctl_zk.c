@@ -128,7 +128,7 @@ static const char *state_name(int state)
     if (state == ZOO_CONNECTING_STATE)
         return "connecting";
     if (state == 0)
-        return "no answer";
+        return "no session established";
     return "not connected";
 }
 
