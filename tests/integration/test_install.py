@@ -1,5 +1,5 @@
-"""`make install DESTDIR=...` installs the daemon, the man pages and the
-sample conf, and what it installs works."""
+"""`make install DESTDIR=...` installs the daemon, rzproxy-ctl, both man
+pages and the sample conf, and what it installs works."""
 
 import os
 import subprocess
@@ -24,7 +24,10 @@ def test_make_install(tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
     assert p.returncode == 0, p.stdout.decode()[-3000:]
     daemon = installed(dest, "/bin/rzproxy")
+    ctl = installed(dest, "/bin/rzproxy-ctl")
     man = installed(dest, "/man8/rzproxy.8")
+    ctlman = installed(dest, "/man8/rzproxy-ctl.8").read_text()
+    assert ctlman.startswith(".TH RZPROXY-CTL 8") and "%SYSCONFDIR%" not in ctlman
     conf = installed(dest, "/etc/rzproxy.conf")
     text = man.read_text()
     assert text.startswith(".TH RZPROXY 8") and "%VERSION%" not in text and "%SYSCONFDIR%" not in text
@@ -32,6 +35,8 @@ def test_make_install(tmp_path):
     assert ".I /%s\n" % conf.relative_to(dest) in text, conf
     out = subprocess.run([str(daemon), "--version"], stdout=subprocess.PIPE, timeout=10).stdout.decode()
     assert out.startswith("rzproxy ")
+    out = subprocess.run([str(ctl), "--version"], stdout=subprocess.PIPE, timeout=10).stdout.decode()
+    assert out.startswith("rzproxy-ctl ")
     check = subprocess.run([str(daemon), "--test-conf", str(conf)], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=10)
     assert check.returncode == 0, check.stdout.decode()
