@@ -47,6 +47,7 @@
 
 static void backend_read_cb(struct bufferevent *bev, void *arg);
 static void backend_write_cb(struct bufferevent *bev, void *arg);
+static void backend_drained(void *arg);
 static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- reply FIFO -------------------------------------------------------- */
@@ -129,9 +130,9 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
     TAILQ_INIT(&be->waiters);
     be->bev = bufferevent_socket_new(proxy.base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(be->bev, backend_read_cb, backend_write_cb, backend_event_cb, be);
-    /* Write callback when our output falls to half the limit: waiters resume. */
-    bufferevent_setwatermark(be->bev, EV_WRITE, proxy.conf->output_buffer_limit / 2, 0);
-    bufferevent_enable(be->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(be->bev, EV_READ);
+    /* Waiters resume when our output falls to half the limit. */
+    io_out_attach(&be->out, be->bev, proxy.conf->output_buffer_limit / 2, backend_drained, be);
     p->stats.backend_connects++;
     log_debug(p->name, "backend %llu connecting to %s:%d (%s)", (unsigned long long)be->id,
               p->master_host, p->master_port, pinned ? "pinned" : "shared");
@@ -217,7 +218,15 @@ static void wake_waiters(struct backend *be)
 
 static void backend_write_cb(struct bufferevent *bev, void *arg)
 {
+    struct backend *be = arg;
+
     RZ_UNUSED(bev);
+    io_out_written(&be->out);
+    wake_waiters(be);
+}
+
+static void backend_drained(void *arg)
+{
     wake_waiters(arg);
 }
 
@@ -561,6 +570,7 @@ static void teardown(struct backend *be, const char *reason, int failure)
     if (pinned != NULL)
         client_backend_closed(pinned, was_connected, reason);
 
+    io_out_detach(&be->out);
     bufferevent_free(be->bev);
     resp_scan_free(&be->scan);
     free(be->q);

@@ -11,6 +11,7 @@
 #include <event2/util.h>
 
 #include "cmd.h"
+#include "io.h"
 #include "resp.h"
 #include "session.h"
 
@@ -34,6 +35,7 @@ struct client {
     uint64_t id;                 /* for logs, and to spread clients over shared connections */
     struct pool *pool;
     struct bufferevent *bev;     /* NULL once the socket is closed */
+    struct io_out out;           /* batched writes to bev */
     char peer[64];               /* "ip:port" or "unix" */
     enum client_state state;
     struct resp_reqparser *parser;

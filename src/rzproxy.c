@@ -20,6 +20,7 @@
 #include "admin.h"
 #include "client.h"
 #include "conf.h"
+#include "io.h"
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
@@ -238,6 +239,7 @@ static int start(void)
         log_error(NULL, "cannot create the event loop");
         return -1;
     }
+    io_init();
     client_init_loop();
     proxy.npools = proxy.conf->npools;
     proxy.pools = xcalloc((size_t)proxy.npools, sizeof(*proxy.pools));
@@ -295,6 +297,7 @@ static void stop(void)
         event_free(sig_int);
         event_free(sig_hup);
     }
+    io_free();
     if (proxy.dns)
         evdns_base_free(proxy.dns, 0);
     if (proxy.base)

@@ -493,7 +493,8 @@ static int caught_up(struct fo *f, const char *info, char *status, size_t status
            off >= f->old_offset;
 }
 
-/* One poll of NEW, reconnecting if needed. 1 caught up, 0 not yet. */
+/* One poll of NEW, reconnecting if needed. 1 caught up, 0 not yet, -1 no
+ * answer (status says why). */
 static int poll_new(struct fo *f, uint64_t deadline, char *status, size_t statuslen)
 {
     int64_t left = (int64_t)deadline - (int64_t)util_now_ms();
@@ -507,13 +508,13 @@ static int poll_new(struct fo *f, uint64_t deadline, char *status, size_t status
                                err, sizeof(err));
         if (f->newr == NULL) {
             snprintf(status, statuslen, "unreachable: %s", err);
-            return 0;
+            return -1;
         }
     }
     if (ctl_redis_set_timeout(f->newr, remaining) != 0 ||
         (info = ctl_redis_info(f->newr, "replication", err, sizeof(err))) == NULL) {
         snprintf(status, statuslen, "no answer: %s", err);
-        return 0;
+        return -1;
     }
     ok = caught_up(f, info, status, statuslen);
     free(info);
@@ -531,7 +532,14 @@ static int step_wait(struct fo *f)
     }
     snprintf(status, sizeof(status), "not asked yet");
     while (util_now_ms() < deadline) {
-        if (poll_new(f, deadline, status, sizeof(status))) {
+        char now[ERRLEN + 128];
+        int rc = poll_new(f, deadline, now, sizeof(now));
+
+        /* Report what NEW last said; a poll cut short by the deadline on a
+         * busy machine says less. */
+        if (rc >= 0 || strcmp(status, "not asked yet") == 0)
+            snprintf(status, sizeof(status), "%s", now);
+        if (rc == 1) {
             say(f, "step 3/%d: %s reached offset %" PRId64 " (waited %" PRIu64 " ms)", f->nsteps,
                 f->new.name, f->old_offset, util_now_ms() - start);
             return 0;

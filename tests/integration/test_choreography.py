@@ -130,20 +130,23 @@ def log_times(px, text):
 
 def not_master_windows(px, ports, rotations):
     """Per server port: the (start, end) times during which the proxy did not
-    use it. A window opens when the proxy gated while that server was its
-    master, and closes when the proxy switched back to it."""
-    gates = [t for t, _ in log_times(px, "READY -> NO_NODE")]
+    use it. Rotation k's window opens at the proxy's last departure from
+    READY before it switched away from that server (from then on it was
+    gated until the switch: any later departure would come after), and
+    closes when the proxy switched back to it."""
+    leaves = [t for t, _ in log_times(px, "state READY -> ")]
     switches = []          # (time, new master port)
     for t, line in log_times(px, "] master "):
         if " -> %s:" % LOCALHOST in line:
             switches.append((t, int(line.split(" -> ")[1].split()[0].rsplit(":", 1)[1])))
-    assert len(gates) == rotations, "expected %d gates, log has %d" % (rotations, len(gates))
     assert len(switches) == rotations + 1, "expected %d switches, log has %d" % (rotations + 1, len(switches))
     windows = {p: [] for p in ports}
     for k in range(rotations):
-        old = switches[k][1]
-        back = next((t for t, p in switches[k + 1:] if p == old), float("inf"))
-        windows[old].append((gates[k], back))
+        old, t_switch = switches[k][1], switches[k + 1][0]
+        gate = [t for t in leaves if switches[k][0] <= t <= t_switch]
+        assert gate, "rotation %d: no departure from READY logged before the switch" % k
+        back = next((t for t, p in switches[k + 2:] if p == old), float("inf"))
+        windows[old].append((gate[-1], back))
     return windows
 
 
