@@ -179,3 +179,22 @@ def test_admin_port_in_use_exits_at_once(tmp_path, redis_factory):
     out = p.stdout.decode()
     assert p.returncode == 1, out
     assert "admin-listen %s:%d: cannot listen: Address already in use" % (LOCALHOST, port) in out, out
+
+
+def test_zookeeper_down_at_start_stays_up_and_unhealthy(zk_proxy_factory):
+    """ZooKeeper unreachable at start: the proxy runs, gated; /healthz says
+    503 and why; clients get -TRYAGAIN (tryagain mode) rather than a refused
+    connection."""
+    admin = free_port()
+    nobody = "%s:%d" % (LOCALHOST, free_port())
+    px = zk_proxy_factory(nobody, "/rztest/down/nodes", pool={"on-no-master": "tryagain"},
+                          globals_={"admin-listen": "%s:%d" % (LOCALHOST, admin)})
+    wait_for(lambda: get(admin, "/healthz")[0] == 503, timeout=5, what="healthz 503")
+    status, _, body = get(admin, "/healthz")
+    assert body in ("pool main CONNECTING: zookeeper connecting\n",
+                    "pool main INIT: zookeeper connecting\n"), body
+    with px.raw() as c:
+        assert c.call("PING") == "TRYAGAIN zookeeper connecting"
+    s = parse_prometheus(get(admin, "/metrics")[2])
+    assert metric(s, "rzproxy_zk_connected") == 0
+    assert px.alive()
