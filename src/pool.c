@@ -253,7 +253,10 @@ void pool_master_readonly(struct pool *p)
                  "nothing to re-read)", p->master_host, p->master_port);
         return;
     }
-    if (p->gate.state == GATE_FENCED)
+    /* Already gated for another reason (a failover under way: the znode was
+     * deleted, then the old master demoted): the re-read is coming anyway. */
+    if (p->gate.state != GATE_READY && p->gate.state != GATE_STALE &&
+        p->gate.state != GATE_SYNCING)
         return;
     log_warn(p->name, "master %s:%d answered -READONLY: it is a replica; gating until the "
              "znode names a master in a newer version", p->master_host, p->master_port);
