@@ -1003,3 +1003,15 @@ def ctl_factory(tmp_path):
     for c in made:
         for p in c.procs:
             p.kill()
+
+
+@pytest.fixture
+def kz(zk_server, kz_factory):
+    """A kazoo client of the module's ZooKeeper."""
+    return kz_factory(zk_server.hostport)
+
+
+@pytest.fixture
+def two(redis_factory):
+    """Two independent redis-servers (old master, new master)."""
+    return redis_factory(), redis_factory()

@@ -69,11 +69,6 @@ def metric(samples, name, **labels):
     return samples[(name, frozenset(labels.items()))]
 
 
-@pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
 def test_metrics_healthz_info_follow_the_pool(zk_server, kz, zk_proxy_factory, redis_factory,
                                               znode_path):
     a, b = redis_factory(), redis_factory()

@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, RespConn, wait_for
-from zkutil import zset, rf_json, hp, wait_master, make_replica, pool_info, fmt_info
+from conftest import LOCALHOST, wait_for
+from zkutil import zset, rf_json, hp, wait_master, make_replica, pool_info, fmt_info, Monitor
 
 pytestmark = pytest.mark.proxy_only
 
@@ -34,40 +34,10 @@ ROTATIONS = int(os.environ.get("RZ_ROTATIONS", "20"))
 SLACK = 0.020          # a command forwarded just before the gate may run just after it
 
 
-@pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
 def ctl(confpath, *args, timeout=30):
     p = subprocess.run([RZCTL, "-c", confpath] + list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace")
-
-
-class Monitor(threading.Thread):
-    """MONITOR on a redis-server, collecting lines until stop()."""
-
-    def __init__(self, srv):
-        super().__init__(daemon=True)
-        self.conn = RespConn.tcp(srv.port, timeout=10)
-        assert self.conn.call("MONITOR") == "OK"
-        self.lines, self.halt = [], threading.Event()
-        self.start()
-
-    def run(self):
-        while not self.halt.is_set():
-            try:
-                self.lines.append(str(self.conn.read_reply(timeout=0.2)))
-            except Exception:
-                if self.conn.eof:
-                    return
-
-    def stop(self):
-        self.halt.set()
-        self.join(5)
-        self.conn.close()
-        return list(self.lines)
 
 
 class Writer(threading.Thread):

@@ -101,11 +101,6 @@ def acl_of(kz, path):
 
 
 @pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
-@pytest.fixture
 def ctl(zk_server, znode_path, ctl_factory, kz):
     """rzproxy-ctl whose conf names this test's znode; the parent exists."""
     kz.ensure_path(znode_path.rsplit("/", 1)[0])

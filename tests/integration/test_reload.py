@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from conftest import LOCALHOST, free_port, port_open, wait_for, write_conf
+from conftest import free_port, port_open, wait_for, write_conf
 from zkutil import zset, plain, hp, wait_master
 
 pytestmark = pytest.mark.proxy_only

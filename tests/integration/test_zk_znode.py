@@ -30,17 +30,6 @@ def assert_zk_fields(f, znode, kz):
             f.get("znode_version"), st.version)
 
 
-@pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
-@pytest.fixture
-def two(redis_factory):
-    """Two independent redis-servers (old master, new master)."""
-    return redis_factory(), redis_factory()
-
-
 # ---------------------------------------------------------------- PROXY INFO
 
 def test_proxy_info_zk_fields(zk_server, kz, zk_proxy_factory, two, znode_path):

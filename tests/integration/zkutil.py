@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from conftest import (LOCALHOST, RespConn, Error, _spawned, _stop_process, _tail, free_port, wait_for)
@@ -488,3 +489,28 @@ def make_replica(replica, master, timeout=10.0):
     replica.client().slaveof(LOCALHOST, master.port)
     wait_for(lambda: replica.client().info("replication").get("master_link_status") == "up",
              timeout=timeout, what="replica %d linked to %d" % (replica.port, master.port))
+
+
+class Monitor(threading.Thread):
+    """MONITOR on a redis-server, collecting lines until stop()."""
+
+    def __init__(self, srv):
+        super().__init__(daemon=True)
+        self.conn = RespConn.tcp(srv.port, timeout=10)
+        assert self.conn.call("MONITOR") == "OK"
+        self.lines, self.halt = [], threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.lines.append(str(self.conn.read_reply(timeout=0.2)))
+            except Exception:
+                if self.conn.eof:
+                    return
+
+    def stop(self):
+        self.halt.set()
+        self.join(5)
+        self.conn.close()
+        return list(self.lines)
