@@ -21,11 +21,11 @@ die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 
-stop_pid() {                          # stop_pid PID: SIGTERM, 5 s, SIGKILL
+stop_pid() {                          # stop_pid PID [SECONDS]: SIGTERM, wait (5 s), SIGKILL
     local pid=$1 i
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
+    for i in $(seq $((${2:-5} * 10))); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -137,7 +137,15 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-port_open() { (exec 3<>"/dev/tcp/$LOCALHOST/$1") 2>/dev/null; }
+# port_open PORT: something listens on it. With ss, without connecting (a
+# probe connection would be work the proxy does, counted by cpu.sh).
+port_open() {
+    if command -v ss >/dev/null 2>&1; then
+        [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+    else
+        (exec 3<>"/dev/tcp/$LOCALHOST/$1") 2>/dev/null
+    fi
+}
 
 # spawn NAME LOGFILE CMD...: start CMD in the background, remember its pid
 # in SPAWNED_PID and in the cleanup list.
@@ -153,7 +161,7 @@ spawn() {
 # wait_up NAME PID PORT LOGFILE: wait until PORT accepts, or fail naming NAME.
 wait_up() {
     local name=$1 pid=$2 port=$3 logf=$4 i
-    for i in $(seq 200); do
+    for i in $(seq 600); do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -15 "$logf" >&2 || true
             die "target '$name' did not start: exited (log: $logf)"
@@ -162,7 +170,7 @@ wait_up() {
         sleep 0.05
     done
     tail -15 "$logf" >&2 || true
-    die "target '$name' did not start: port $port not open after 10 s (log: $logf)"
+    die "target '$name' did not start: port $port not open after 30 s (log: $logf)"
 }
 
 # probe NAME PORT: one SET and GET through the target must round-trip.
