@@ -31,7 +31,8 @@ RAW=$RESULTS/latest-raw.csv
 SUMMARY=$RESULTS/latest.csv
 CHART=$RESULTS/latest.png
 
-log "bench: $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "bench: $(nproc) cpus, load average $LOAD_START at start"
 log "bench: rzproxy $("$RZPROXY" --version 2>&1 | head -1) ($RZPROXY), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 start_redis
@@ -79,18 +80,25 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
             t=${target_list[(k + rep - 1) % ntargets]}
             for test in $TESTS; do
                 run=$((run + 1))
-                printf '\rbench: run %d/%d  rep %d  %-15s %-16s %-4s' \
-                    "$run" "$nruns" "$rep" "$t" "$shape" "$test" >&2
+                if [ -t 2 ]; then
+                    printf '\rbench: run %d/%d  rep %d  %-15s %-16s %-4s' \
+                        "$run" "$nruns" "$rep" "$t" "$shape" "$test" >&2
+                fi
                 out=$WORK/out.csv
                 cpu0=$(cpu_ticks "${PID[$t]}")
                 # shellcheck disable=SC2086
-                if ! timeout "$RUN_TIMEOUT" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
+                rc=0
+                timeout --foreground "$RUN_TIMEOUT" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
                     -n "$n" -c "$c" -P "$p" -d "$d" -t "$test" --csv $EXTRA \
-                    >"$out" 2>"$WORK/bench.err"; then
-                    log ""
+                    >"$out" 2>"$WORK/bench.err" || rc=$?
+                if [ "$rc" -ne 0 ]; then
+                    # timeout passes a Ctrl-C on and exits 130 (redis-benchmark alone exits 0)
+                    [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ] && { log ""; log "bench: interrupted"; exit 130; }
+                    log "bench: run $run: $t $shape $test -n $n: exit $rc"
                     cat "$WORK/bench.err" >&2
                     kill -0 "${PID[$t]}" 2>/dev/null || die "target '$t' died (log: $WORK/$t.log)"
-                    die "redis-benchmark against '$t' ($shape $test) failed or hung"
+                    [ "$rc" -eq 124 ] && die "redis-benchmark against '$t' ($shape $test) hung (over $RUN_TIMEOUT s)"
+                    die "redis-benchmark against '$t' ($shape $test) failed"
                 fi
                 cpu1=$(cpu_ticks "${PID[$t]}")
                 line=$(grep -i "^\"$test\"" "$out" | head -1) ||
@@ -107,8 +115,9 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
         done
     done
 done
-log ""
-log "bench: $run runs in $(($(date +%s) - t0)) s, load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+[ -t 2 ] && log ""
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+log "bench: $run runs in $(($(date +%s) - t0)) s, load average $LOAD_END at end"
 
 # ------------------------------------------------------------------ medians
 
@@ -116,6 +125,7 @@ log "bench: $run runs in $(($(date +%s) - t0)) s, load average $(cut -d' ' -f1-3
 # direct and relay for the same shape and test. mawk has no asort: insertion
 # sort, the lists are REPEATS long.
 awk -F, -v OFS=, -v targets="$TARGETS" -v shapes="$SHAPES" -v tests="$TESTS" '
+# median(list): sets lo and hi to the smallest and largest value too
 function median(list,    a, m, i, j, v) {
     m = split(list, a, " ")
     for (i = 2; i <= m; i++) {
@@ -123,6 +133,7 @@ function median(list,    a, m, i, j, v) {
         for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
         a[j + 1] = v
     }
+    lo = a[1]; hi = a[m]
     return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 }
 NR > 1 {
@@ -131,7 +142,7 @@ NR > 1 {
     avg[k] = avg[k] " " $10; cpu[k] = cpu[k] " " $16; nrep[k]++
 }
 END {
-    print "target,shape,test,repeats,rps,p50_ms,p99_ms,avg_ms,cpu_us_per_req,x_direct,x_relay"
+    print "target,shape,test,repeats,rps,p50_ms,p99_ms,avg_ms,cpu_us_per_req,x_direct,x_relay,rps_spread_pct"
     nt = split(targets, T, " "); ns = split(shapes, S, " "); nx = split(tests, X, " ")
     for (s = 1; s <= ns; s++) { sub(/:.*/, "", S[s]) }
     for (s = 1; s <= ns; s++) for (x = 1; x <= nx; x++) {
@@ -142,9 +153,10 @@ END {
             k = T[t] SUBSEP S[s] SUBSEP X[x]
             if (!(k in rps)) continue
             v = median(rps[k])
+            spread = v > 0 ? sprintf("%.0f", (hi - lo) * 100 / v) : ""
             print T[t], S[s], X[x], nrep[k], sprintf("%.0f", v), median(p50[k]), median(p99[k]),
                   median(avg[k]), median(cpu[k]),
-                  d ? sprintf("%.3f", v / d) : "", r ? sprintf("%.3f", v / r) : ""
+                  d ? sprintf("%.3f", v / d) : "", r ? sprintf("%.3f", v / r) : "", spread
         }
     }
 }' "$RAW" >"$SUMMARY"
@@ -152,15 +164,17 @@ END {
 # ------------------------------------------------------------------ table
 
 {
-    echo "medians of $REPEATS repeat(s); x direct / x relay = rps ratio (1.00 = as fast);"
-    echo "cpu us/req = CPU time of the target process (direct: redis-server) per request"
+    echo "$STAMP  $(nproc) cpus  load average $LOAD_START at start, $LOAD_END at end"
+    echo "rzproxy $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?'), scale $SCALE, medians of $REPEATS repeat(s)"
+    echo "x direct / x relay: rps ratio (1.00 = as fast); spread: (max - min) / median rps"
+    echo "cpu us: CPU time of the target process (direct: redis-server) per request"
     echo
-    awk -F, 'NR == 1 { printf "%-15s %-16s %-4s %10s %8s %8s %7s %9s %9s\n",
-                        "target", "shape", "test", "rps", "p50 ms", "p99 ms", "cpu us", "x direct", "x relay"; next }
+    awk -F, 'NR == 1 { printf "%-15s %-14s %-4s %9s %7s %7s %7s %8s %8s %7s\n", "target", "shape", "test",
+                        "rps", "p50 ms", "p99 ms", "cpu us", "x direct", "x relay", "spread"; next }
              $2 != last && NR > 2 { print "" }
              { last = $2
-               printf "%-15s %-16s %-4s %10s %8.3f %8.3f %7.2f %9s %9s\n",
-                      $1, $2, $3, $5, $6, $7, $9, $10, $11 }' "$SUMMARY"
+               printf "%-15s %-14s %-4s %9s %7.3f %7.3f %7.2f %8s %8s %6s%%\n",
+                      $1, $2, $3, $5, $6, $7, $9, $10, $11, $12 }' "$SUMMARY"
 } | tee "$RESULTS/latest.txt"
 
 # ------------------------------------------------------------------ chart

@@ -35,7 +35,7 @@ callgrind_run() {
     start_target "$t"
     WRAP=()
     if [ "$load" = 1 ]; then
-        timeout 600 redis-benchmark -h "$LOCALHOST" -p "$TPORT" -n "$REQUESTS" -c "$CLIENTS" \
+        timeout --foreground 600 redis-benchmark -h "$LOCALHOST" -p "$TPORT" -n "$REQUESTS" -c "$CLIENTS" \
             -P "$PIPELINE" -t get --csv >"$WORK/$t.$tag.bench" 2>&1 ||
             { cat "$WORK/$t.$tag.bench" >&2; die "redis-benchmark through '$t' under callgrind failed"; }
     fi

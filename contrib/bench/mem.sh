@@ -80,7 +80,7 @@ for t in $TARGETS; do
     r_closed=$(rss_kib "$TPID")
 
     log "mem: $t: redis-benchmark -c $LOAD_CLIENTS -P $LOAD_PIPELINE -d $LOAD_SIZE -t set,get -n $LOAD_REQUESTS"
-    timeout 300 redis-benchmark -h "$LOCALHOST" -p "$TPORT" -c "$LOAD_CLIENTS" -P "$LOAD_PIPELINE" \
+    timeout --foreground 300 redis-benchmark -h "$LOCALHOST" -p "$TPORT" -c "$LOAD_CLIENTS" -P "$LOAD_PIPELINE" \
         -d "$LOAD_SIZE" -t set,get -n "$LOAD_REQUESTS" --csv >"$WORK/$t.mem-load" 2>&1 &
     load_pid=$!
     peak=0
