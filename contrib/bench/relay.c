@@ -24,7 +24,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +54,19 @@ struct pair {
 static int ep;
 static struct pair *dead_list;
 
-static void die(const char *what) { perror(what); exit(1); }
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
 
 static void pair_close(struct pair *p)
 {
     if (p->dead)
         return;
     p->dead = 1;
-    for (int i = 0; i < 2; i++)
-        if (p->s[i].fd >= 0)
-            close(p->s[i].fd);          /* close() also leaves the epoll set */
+    close(p->s[0].fd);                  /* close() also leaves the epoll set */
+    close(p->s[1].fd);
     p->next_dead = dead_list;
     dead_list = p;
 }
@@ -115,24 +117,17 @@ static void on_event(struct side *s, unsigned int ev)
         }
         p->connected = 1;
     }
-    if (ev & EPOLLERR) {
-        pair_close(p);
-        return;
-    }
-    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && s->len < BUF_SIZE) {
+    if ((ev & (EPOLLIN | EPOLLHUP)) && s->len < BUF_SIZE) {
         ssize_t n = read(s->fd, s->buf + s->len, BUF_SIZE - s->len);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            pair_close(p);
+            pair_close(p);              /* EOF or error: close both sides */
             return;
         }
         if (n > 0)
             s->len += (size_t)n;
     }
-    if ((peer == &p->s[0] || p->connected) && flush(s, peer) < 0) {
-        pair_close(p);
-        return;
-    }
-    if (p->connected && flush(peer, s) < 0) {
+    /* nothing can be buffered for or from the backend before it connected */
+    if ((ev & EPOLLERR) || (p->connected && (flush(s, peer) < 0 || flush(peer, s) < 0))) {
         pair_close(p);
         return;
     }
@@ -163,14 +158,8 @@ static void on_accept(int lfd, const struct sockaddr_in *target)
         }
         struct pair *p = calloc(1, sizeof(*p));
         int bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (p == NULL || bfd < 0) {
-            perror("relay: new pair");
-            free(p);
-            close(cfd);
-            if (bfd >= 0)
-                close(bfd);
-            continue;
-        }
+        if (p == NULL || bfd < 0)
+            die("relay: new pair");     /* out of memory or files: a bench tool may stop */
         side_add(&p->s[0], p, cfd);
         side_add(&p->s[1], p, bfd);
         if (connect(bfd, (const struct sockaddr *)target, sizeof(*target)) == 0)
@@ -197,7 +186,6 @@ int main(int argc, char **argv)
     laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     laddr.sin_port = htons((unsigned short)atoi(argv[1]));
     target.sin_port = htons((unsigned short)atoi(argv[3]));
-    signal(SIGPIPE, SIG_IGN);
 
     if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         die("socket");
