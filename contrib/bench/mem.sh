@@ -2,7 +2,7 @@
 # Resident memory (VmRSS) of each proxy in MEM_TARGETS:
 #   start      just started, no client
 #   conn       MEM_CONNS idle clients connected, none has sent anything
-#   get        the same clients after one GET each (per-client state in use)
+#   get        the same clients after one GET each, sent one client at a time
 #   closed     after those clients disconnected
 #   load-peak  highest RSS sampled every 0.1 s while redis-benchmark runs
 #              -c MEM_LOAD_CLIENTS -P MEM_LOAD_PIPELINE -d MEM_LOAD_SIZE -t set,get
