@@ -20,7 +20,7 @@ EXTRA=${BENCH_EXTRA_ARGS:-}           # appended to every redis-benchmark comman
 case " $TARGETS " in *" direct "*) ;; *) die "BENCH_TARGETS must include direct (ratios are against it)" ;; esac
 
 setup_common
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086  # word splitting wanted
 need $(deps_for $TARGETS) gnuplot
 case " $TARGETS " in *" rzproxy-"*) build_rzproxy ;; esac
 case " $TARGETS " in *" relay "*) build_relay ;; esac
@@ -86,8 +86,8 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
                 fi
                 out=$WORK/out.csv
                 cpu0=$(cpu_ticks "${PID[$t]}")
-                # shellcheck disable=SC2086
                 rc=0
+                # shellcheck disable=SC2086  # EXTRA is a list of arguments
                 timeout --foreground "$RUN_TIMEOUT" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
                     -n "$n" -c "$c" -P "$p" -d "$d" -t "$test" --csv $EXTRA \
                     >"$out" 2>"$WORK/bench.err" || rc=$?
@@ -105,7 +105,7 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
                     { log ""; cat "$out" "$WORK/bench.err" >&2; die "no $test result from '$t' ($shape)"; }
                 echo "$line" | awk -F, -v OFS=, -v rep="$rep" -v t="$t" -v shape="$shape" \
                     -v c="$c" -v p="$p" -v d="$d" -v n="$n" \
-                    -v cpu="$(((cpu1 - cpu0)))" -v hz="$CLK_TCK" '
+                    -v cpu="$((cpu1 - cpu0))" -v hz="$CLK_TCK" '
                     { gsub(/"/, "")
                       if ($2 + 0 <= 0) exit 1
                       print rep, t, shape, tolower($1), c, p, d, n, $2, $3, $4, $5, $6, $7, $8,

@@ -19,7 +19,7 @@ CLIENTS=${CPU_CLIENTS:-10}
 PIPELINE=${CPU_PIPELINE:-1}
 
 setup_common
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086  # word splitting wanted
 need $(deps_for $TARGETS) valgrind callgrind_annotate
 case " $TARGETS " in *" rzproxy-"*) build_rzproxy ;; esac
 case " $TARGETS " in *" relay "*) build_relay ;; esac

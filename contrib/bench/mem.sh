@@ -18,7 +18,7 @@ LOAD_SIZE=${MEM_LOAD_SIZE:-65536}
 LOAD_REQUESTS=${MEM_LOAD_REQUESTS:-20000}
 
 setup_common
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086  # word splitting wanted
 need $(deps_for $TARGETS)
 case " $TARGETS " in *" rzproxy-"*) build_rzproxy ;; esac
 case " $TARGETS " in *" relay "*) build_relay ;; esac
