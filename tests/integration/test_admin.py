@@ -121,7 +121,7 @@ def test_metrics_healthz_info_follow_the_pool(zk_server, kz, zk_proxy_factory, r
         zset(kz, znode_path, plain(hp(b)))
         wait_master(px, hp(b))
         assert c.call("SET", "x", "2") == "OK"
-    assert get(admin, "/healthz")[0] == 200
+    wait_for(lambda: get(admin, "/healthz")[0] == 200, timeout=5, what="healthz 200 again")
     s3 = parse_prometheus(get(admin, "/metrics")[2])
     assert metric(s3, "rzproxy_pool_master", pool="main", master=hp(b)) == 1
     assert metric(s3, "rzproxy_pool_switches_total", pool="main") == \

@@ -70,6 +70,15 @@ def four_letter(port, cmd, timeout=1.0):
         s.close()
 
 
+def _proc_state(pid):
+    """The one-letter state of a process (R, S, T, ...), "" if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 class ZkServer:
     """One ZooKeeper server process: standalone, or a member of an ensemble
     (peers = [(myid, quorum_port, election_port), ...], including this one)."""
@@ -166,6 +175,8 @@ class ZkServer:
         self._check_alive()
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
+        wait_for(lambda: _proc_state(self.proc.pid) == "T", timeout=5, interval=0.005,
+                 what="zookeeper %d stopped" % self.proc.pid)
 
     def resume(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -293,10 +304,12 @@ def zset(kz, path, data, acl=None):
                 parent = path.rsplit("/", 1)[0]
                 if parent:
                     kz.ensure_path(parent)
+                # one write, so a watcher sees one event (a create then a
+                # set would gate a proxy twice)
                 kz.create(path, data, acl=acl)
+                return kz.exists(path)
             except NodeExistsError:
-                pass
-            return kz.set(path, data)
+                return kz.set(path, data)
     return kz.retry(op)
 
 
@@ -510,7 +523,13 @@ class Monitor(threading.Thread):
                     return
 
     def stop(self):
+        """Stop and return every line, including those already on the wire."""
         self.halt.set()
         self.join(5)
+        while True:
+            try:
+                self.lines.append(str(self.conn.read_reply(timeout=0.3)))
+            except Exception:
+                break
         self.conn.close()
         return list(self.lines)
