@@ -47,6 +47,7 @@
 
 static void backend_read_cb(struct bufferevent *bev, void *arg);
 static void backend_write_cb(struct bufferevent *bev, void *arg);
+static void backend_drained(void *arg);
 static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- reply FIFO -------------------------------------------------------- */
@@ -139,9 +140,9 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
     TAILQ_INIT(&be->waiters);
     be->bev = bufferevent_socket_new(proxy.base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(be->bev, backend_read_cb, backend_write_cb, backend_event_cb, be);
-    /* Write callback when our output falls to half the limit: waiters resume. */
-    bufferevent_setwatermark(be->bev, EV_WRITE, proxy.conf->output_buffer_limit / 2, 0);
-    bufferevent_enable(be->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(be->bev, EV_READ);
+    /* Waiters resume when our output falls to half the limit. */
+    io_out_attach(&be->out, be->bev, proxy.conf->output_buffer_limit / 2, backend_drained, be);
     p->stats.backend_connects++;
     log_debug(p->name, "backend %llu connecting to %s:%d (%s)", (unsigned long long)be->id,
               p->master_host, p->master_port, pinned ? "pinned" : "shared");
@@ -174,6 +175,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
         evbuffer_copyout(from, record, len);
     }
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
+    be->pool->stats.request_bytes += len;
     count_sent(be);
     if (exp != NULL)
         q_push(be, c, exp, record, record ? (uint32_t)len : 0);
@@ -237,7 +239,15 @@ static void wake_waiters(struct backend *be)
 
 static void backend_write_cb(struct bufferevent *bev, void *arg)
 {
+    struct backend *be = arg;
+
     RZ_UNUSED(bev);
+    io_out_written(&be->out);
+    wake_waiters(be);
+}
+
+static void backend_drained(void *arg)
+{
     wake_waiters(arg);
 }
 
@@ -584,6 +594,7 @@ static void teardown(struct backend *be, const char *reason, int failure)
     if (pinned != NULL)
         client_backend_closed(pinned, was_connected, reason);
 
+    io_out_detach(&be->out);
     bufferevent_free(be->bev);
     resp_scan_free(&be->scan);
     free(be->q);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "io.h"
 #include "resp.h"
 #include "session.h"
 
@@ -40,6 +41,7 @@ struct backend {
     uint64_t id;                 /* for logs */
     struct pool *pool;
     struct bufferevent *bev;
+    struct io_out out;           /* batched writes to bev */
     enum backend_state state;
     struct client *pinned;       /* the one owner of a pinned connection, else NULL */
     int slot;                    /* index in pool->shared, -1 if pinned or retired */

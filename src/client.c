@@ -81,6 +81,7 @@ enum dispatch_rc {
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_drained(void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_process(struct client *c);
 static void reply_error(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
@@ -257,7 +258,8 @@ void client_accept(struct pool *p, evutil_socket_t fd, const char *peer)
         return;
     }
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    io_out_attach(&c->out, c->bev, 0, client_drained, c);
     TAILQ_INSERT_TAIL(&proxy.clients, c, link);
     proxy.nclients++;
     p->nclients++;
@@ -291,6 +293,7 @@ void client_close(struct client *c, const char *fmt, ...)
 
     client_set_state(c, CLIENT_ZOMBIE);
     if (c->bev != NULL) {
+        io_out_detach(&c->out);
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
@@ -339,10 +342,12 @@ int client_output_full(const struct client *c)
 
 void client_deliver(struct client *c, struct evbuffer *from, size_t len)
 {
-    if (c->bev == NULL || c->state == CLIENT_ZOMBIE)
+    if (c->bev == NULL || c->state == CLIENT_ZOMBIE) {
         evbuffer_drain(from, len);
-    else
-        evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+        return;
+    }
+    evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+    c->pool->stats.reply_bytes += len;
 }
 
 void client_reply_done(struct client *c)
@@ -862,8 +867,16 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     struct client *c = arg;
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-        return;
+    io_out_written(&c->out);
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        client_drained(c);
+}
+
+/* Everything queued for the client is written. */
+static void client_drained(void *arg)
+{
+    struct client *c = arg;
+
     if (c->state == CLIENT_CLOSING) {
         client_close(c, "closed after last reply");
         return;
@@ -917,6 +930,27 @@ void client_cron(uint64_t now_ms)
         else if (limit > 0 && client_idle(c) && now_ms - c->last_active_ms > limit)
             client_close(c, "idle for more than %d s (timeout)", proxy.conf->timeout_s);
     }
+}
+
+void client_close_pool(struct pool *p, const char *why)
+{
+    struct client *c, *next;
+
+    for (c = TAILQ_FIRST(&proxy.clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->pool == p && c->state != CLIENT_ZOMBIE)
+            client_close(c, "%s", why);
+    }
+}
+
+int client_count_pool(const struct pool *p)
+{
+    struct client *c;
+    int n = 0;
+
+    TAILQ_FOREACH(c, &proxy.clients, link)
+        n += c->pool == p;
+    return n;
 }
 
 void client_shutdown_begin(void)

@@ -11,6 +11,7 @@
 #include <event2/util.h>
 
 #include "cmd.h"
+#include "io.h"
 #include "resp.h"
 #include "session.h"
 
@@ -34,6 +35,7 @@ struct client {
     uint64_t id;                 /* for logs, and to spread clients over shared connections */
     struct pool *pool;
     struct bufferevent *bev;     /* NULL once the socket is closed */
+    struct io_out out;           /* batched writes to bev */
     char peer[64];               /* "ip:port" or "unix" */
     enum client_state state;
     struct resp_reqparser *parser;
@@ -100,6 +102,10 @@ void client_cron(uint64_t now_ms);
 /* The pool's master changed: close pinned clients tied to the old one. */
 void client_master_changed(struct pool *p);
 void client_shutdown_begin(void);
+/* A pool removed by a reload: close its clients; then count the ones not
+ * freed yet (the pool goes once none is left). */
+void client_close_pool(struct pool *p, const char *why);
+int client_count_pool(const struct pool *p);
 int client_all_idle(void);
 void client_free_all(void);
 

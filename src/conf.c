@@ -128,6 +128,14 @@ static const char *const on_no_master_names[] = {
       "keep forwarding this many ms after losing ZooKeeper; 0 = gate at once")                 \
     D("zk-auth-digest", SC_GLOBAL, STRING(G(zk_auth_digest)), "",                              \
       "user:password for ZooKeeper digest authentication; \"\" = none")                        \
+    D("syslog-enabled", SC_GLOBAL, BOOL(G(syslog_enabled)), "no",                             \
+      "also send log lines to syslog")                                                         \
+    D("syslog-ident", SC_GLOBAL, STRING(G(syslog_ident)), "rzproxy",                          \
+      "syslog identity")                                                                       \
+    D("syslog-facility", SC_GLOBAL, ENUM(G(syslog_facility), log_facility_names), "local0",   \
+      "syslog facility: user, daemon or local0..local7")                                       \
+    D("admin-listen", SC_GLOBAL, HOSTPORT(G(admin_listen)), NULL,                             \
+      "host:port of the HTTP listener for /metrics, /healthz and /info; unset = off")       \
     D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \
       "write the ZooKeeper session id and password here (test aid); \"\" = none")             \
     D("pool", SC_ANY, POOL, NULL,                                                              \
@@ -594,6 +602,104 @@ void conf_free(struct conf *conf)
     free_fields(SC_GLOBAL, conf);
     free(conf->path);
     memset(conf, 0, sizeof(*conf));
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* What a running process cannot change: sockets already bound, the
+ * ZooKeeper session, the znode watched, array sizes. Everything else is
+ * read where it is used, so a reload changes it by replacing the conf. */
+static const char *const restart_only[] = {
+    "pidfile", "admin-listen", "zookeeper", "zk-session-timeout", "zk-disconnect-grace",
+    "zk-auth-digest", "zk-session-file", "listen", "master", "znode", "znode-format",
+    "backend-connections", NULL,
+};
+
+static int is_restart_only(const char *name)
+{
+    for (int i = 0; restart_only[i] != NULL; i++) {
+        if (strcmp(restart_only[i], name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int same_value(const struct directive *d, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + d->off, *fb = (const char *)b + d->off;
+
+    switch (d->type) {
+    case T_STRING:
+    case T_HOSTPORT:
+        return same_string(*(char *const *)fa, *(char *const *)fb);
+    case T_ADDRLIST: {
+        int na = *(const int *)((const char *)a + d->off_n);
+        int nb = *(const int *)((const char *)b + d->off_n);
+        char *const *la = *(char **const *)fa, *const *lb = *(char **const *)fb;
+
+        for (int i = 0; i < na && na == nb; i++) {
+            if (!same_string(la[i], lb[i]))
+                return 0;
+        }
+        return na == nb;
+    }
+    case T_SIZE:
+        return *(const uint64_t *)fa == *(const uint64_t *)fb;
+    default:
+        return *(const int *)fa == *(const int *)fb;
+    }
+}
+
+/* Exchange one field between two structs: next gets the running value,
+ * running gets the new one (freed with it). */
+static void swap_value(const struct directive *d, void *a, void *b)
+{
+    size_t size = d->type == T_SIZE ? sizeof(uint64_t)
+                : d->type == T_STRING || d->type == T_HOSTPORT ? sizeof(char *)
+                : d->type == T_ADDRLIST ? sizeof(char **) : sizeof(int);
+    char tmp[sizeof(uint64_t)];
+
+    memcpy(tmp, (char *)a + d->off, size);
+    memcpy((char *)a + d->off, (char *)b + d->off, size);
+    memcpy((char *)b + d->off, tmp, size);
+    if (d->type == T_ADDRLIST) {
+        int *na = (int *)((char *)a + d->off_n), *nb = (int *)((char *)b + d->off_n);
+        int t = *na;
+
+        *na = *nb;
+        *nb = t;
+    }
+}
+
+static void keep_scope(enum dir_scope scope, void *next, void *running, const char *pool,
+                       conf_report_fn report, void *arg)
+{
+    for (size_t i = 0; i < NDIRECTIVES; i++) {
+        const struct directive *d = &directives[i];
+
+        if (d->scope != scope || !is_restart_only(d->name) || same_value(d, next, running))
+            continue;
+        report(pool, d->name, arg);
+        swap_value(d, next, running);
+    }
+}
+
+void conf_keep_restart_only(struct conf *next, struct conf *running, conf_report_fn report,
+                            void *arg)
+{
+    keep_scope(SC_GLOBAL, next, running, NULL, report, arg);
+    for (int i = 0; i < next->npools; i++) {
+        for (int j = 0; j < running->npools; j++) {
+            if (strcmp(next->pools[i].name, running->pools[j].name) == 0)
+                keep_scope(SC_POOL, &next->pools[i], &running->pools[j], next->pools[i].name,
+                           report, arg);
+        }
+    }
 }
 
 static void push_arg(struct parser *p, char *arg)

@@ -53,6 +53,9 @@ struct conf {
     int loglevel;                    /* enum log_level */
     char *logfile;                   /* "" = stderr */
     char *pidfile;                   /* "" = none */
+    int syslog_enabled;              /* also log to syslog */
+    char *syslog_ident;
+    int syslog_facility;             /* index into log_facility_names */
     int maxclients;                  /* accepted client connections, all pools */
     int timeout_s;                   /* idle client timeout, 0 = never */
     uint64_t client_query_buffer_limit;  /* bytes of unparsed input per client */
@@ -61,6 +64,7 @@ struct conf {
                                         disconnect that client; 0 = never */
     int shutdown_timeout_ms;         /* SIGTERM: wait this long for outstanding replies */
     int tcp_keepalive_s;             /* SO_KEEPALIVE interval on client sockets, 0 = off */
+    char *admin_listen;              /* host:port for /metrics /healthz /info, NULL = off */
     /* ZooKeeper: one session serves every pool with a znode */
     char *zookeeper;                 /* "h1:p1,h2:p2[/chroot]", "" = none */
     int zk_session_timeout_ms;       /* requested; the server may clamp it */
@@ -81,6 +85,17 @@ int conf_parse_string(const char *text, size_t len, const char *name, struct con
                       char *err, size_t errlen) RZ_MUSTCHECK;
 
 void conf_free(struct conf *conf);
+
+/*
+ * Reload: `next` was just loaded to replace `running`. Every restart-only
+ * directive (sockets, the ZooKeeper session, the znode, backend-connections)
+ * whose value differs is reported and set back to the running value in
+ * next; the new value moves into running, to be freed with it. Pools are
+ * matched by name; pools in only one of the two are left to the caller.
+ */
+typedef void (*conf_report_fn)(const char *pool, const char *directive, void *arg);
+void conf_keep_restart_only(struct conf *next, struct conf *running, conf_report_fn report,
+                            void *arg);
 
 /* The directive table, for tools and tests: NULL-terminated names. */
 extern const char *const conf_directive_names[];

@@ -33,6 +33,7 @@ enum gate_state {
     GATE_FENCED,             /* the named master answered -READONLY: it is a replica;
                                 gated until the znode changes */
 };
+#define GATE_NSTATES (GATE_FENCED + 1)
 
 enum gate_event_type {
     GATE_EV_SESSION_OPENING,     /* a new session handle was created */
@@ -56,6 +57,7 @@ struct gate_event {
     struct znode_master master;  /* READ_DATA with ZNODE_MASTER */
     int64_t mzxid;               /* READ_DATA */
     int32_t version;             /* READ_DATA */
+    int64_t mtime_ms;            /* READ_DATA: when the znode was last written (epoch ms) */
 };
 
 struct gate {

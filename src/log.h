@@ -20,6 +20,11 @@ enum log_level {
 
 extern enum log_level log_level_current;
 
+/* Also send every line to syslog (or stop). facility indexes
+ * log_facility_names ("user", "daemon", "local0".."local7"). */
+void log_syslog(int enabled, const char *ident, int facility);
+extern const char *const log_facility_names[];
+
 /* path NULL or "" means stderr. Reopening (SIGHUP) calls this again. */
 int log_open(const char *path, char *err, size_t errlen) RZ_MUSTCHECK;
 void log_set_level(enum log_level level);

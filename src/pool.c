@@ -33,6 +33,7 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     gate_init(&p->gate, proxy.conf->zk_disconnect_grace_ms > 0);
     p->logged_mzxid = -1;
     p->stats.last_switch_ms = -1;
+    p->gated_since_ms = p->zk ? util_now_ms() : 0;      /* INIT gates */
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
     p->nshared = cf->backend_connections;
@@ -79,6 +80,17 @@ void pool_close_backends(struct pool *p)
     }
     while ((be = TAILQ_FIRST(&p->retired)) != NULL)
         backend_release(be, "shutting down");
+}
+
+void pool_retire(struct pool *p)
+{
+    pool_stop_listening(p);
+    if (p->zk)
+        zk_remove_pool(p);
+    pool_close_backends(p);
+    client_close_pool(p, "pool removed from the configuration (SIGHUP)");
+    p->cf = NULL;
+    log_notice(p->name, "SIGHUP: pool removed");
 }
 
 void pool_free(struct pool *p)
@@ -179,10 +191,20 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     int64_t old_mzxid = p->gate.mzxid;
     int changed = gate_step(&p->gate, ev);
 
-    if (old == GATE_READY && p->gate.state != GATE_READY)
-        p->left_ready_ms = util_now_ms();
+    /* A delete then a create: the switch is timed from the create. */
+    if ((old == GATE_READY && p->gate.state != GATE_READY) || ev->type == GATE_EV_NODE_CHANGED ||
+        ev->type == GATE_EV_NODE_DELETED)
+        p->event_ms = util_now_ms();
     if (p->gate.mzxid != old_mzxid)
         p->last_change_ms = util_now_ms();
+    if (ev->type == GATE_EV_READ_DATA && ev->mzxid >= old_mzxid)
+        p->znode_mtime_ms = ev->mtime_ms;
+    if (old == GATE_READY && p->gate.state != GATE_READY) {
+        p->gated_since_ms = util_now_ms();
+    } else if (old != GATE_READY && p->gate.state == GATE_READY && p->gated_since_ms != 0) {
+        p->gated_ms_total += util_now_ms() - p->gated_since_ms;
+        p->gated_since_ms = 0;
+    }
     else if (ev->type == GATE_EV_READ_DATA && ev->mzxid < old_mzxid)
         log_info(p->name, "ignored a znode read older than the one applied (mzxid %lld < %lld)",
                  (long long)ev->mzxid, (long long)old_mzxid);
@@ -216,7 +238,7 @@ void pool_forwarded(struct pool *p)
     if (!p->switch_pending)
         return;
     p->switch_pending = 0;
-    took = util_now_ms() - p->left_ready_ms;
+    took = util_now_ms() - p->event_ms;
     p->stats.last_switch_ms = (int64_t)took;
     log_notice(p->name, "first command to master %s:%d forwarded %llu ms after the znode event",
                p->master_host, p->master_port, (unsigned long long)took);
@@ -231,7 +253,10 @@ void pool_master_readonly(struct pool *p)
                  "nothing to re-read)", p->master_host, p->master_port);
         return;
     }
-    if (p->gate.state == GATE_FENCED)
+    /* Already gated for another reason (a failover under way: the znode was
+     * deleted, then the old master demoted): the re-read is coming anyway. */
+    if (p->gate.state != GATE_READY && p->gate.state != GATE_STALE &&
+        p->gate.state != GATE_SYNCING)
         return;
     log_warn(p->name, "master %s:%d answered -READONLY: it is a replica; gating until the "
              "znode names a master in a newer version", p->master_host, p->master_port);
@@ -370,6 +395,18 @@ void pool_backend_gone(struct pool *p, struct backend *be)
         TAILQ_REMOVE(&p->retired, be, retired_link);
         be->retired = 0;
     }
+}
+
+const char *pool_state_name(struct pool *p)
+{
+    if (p->zk)
+        return gate_state_name(p->gate.state);
+    return pool_unavailable(p) ? "UNREACHABLE" : "READY";
+}
+
+uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms)
+{
+    return p->gated_ms_total + (p->gated_since_ms ? now_ms - p->gated_since_ms : 0);
 }
 
 void pool_info(struct pool *p, struct evbuffer *buf)

@@ -28,6 +28,8 @@ struct pool_stats {
     uint64_t backend_connects;       /* backend connections opened */
     uint64_t backend_failures;       /* backend connects refused / connections lost */
     uint64_t master_changes;         /* switches to a new master */
+    uint64_t request_bytes;          /* client request bytes forwarded to the master */
+    uint64_t reply_bytes;            /* reply bytes delivered to clients */
     int64_t last_switch_ms;          /* znode event -> first command to the new master, -1 */
 };
 
@@ -49,7 +51,11 @@ struct pool {
     uint64_t last_change_ms;         /* when the znode's mzxid last moved (znode-max-age) */
     int64_t logged_mzxid;            /* bad data already logged for this mzxid */
     int routine_sync;                /* in SYNCING straight from READY (a rewrite) */
-    uint64_t left_ready_ms;          /* when the gate last left READY (a znode event) */
+    uint64_t event_ms;               /* last znode event, or leaving READY: a switch is
+                                        timed from it */
+    uint64_t gated_since_ms;         /* gate not READY since, 0 = READY */
+    uint64_t gated_ms_total;         /* time spent gated before gated_since_ms */
+    int64_t znode_mtime_ms;          /* mtime of the znode data applied, 0 = none */
     int switch_pending;              /* new master, no command forwarded to it yet */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
@@ -66,6 +72,10 @@ void pool_stop_listening(struct pool *p);
 void pool_close_backends(struct pool *p);
 /* Free the pool; its clients must be gone already. */
 void pool_free(struct pool *p);
+/* Removed by a reload: stop listening and watching, close its backends and
+ * clients. Its conf is about to be freed: cf is cleared. Free it with
+ * pool_free() once client_count_pool() is 0. */
+void pool_retire(struct pool *p);
 
 /* NULL if the pool may forward at all (a zk pool: gate READY), else the
  * -TRYAGAIN reason. */
@@ -107,5 +117,10 @@ void pool_backend_gone(struct pool *p, struct backend *be);
 
 /* Append "key:value\r\n" lines about this pool to buf. */
 void pool_info(struct pool *p, struct evbuffer *buf);
+
+/* What /metrics, /info and /healthz report. State: the gate state of a zk
+ * pool; "READY" or "UNREACHABLE" for a static one. */
+const char *pool_state_name(struct pool *p);
+uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms);
 
 #endif

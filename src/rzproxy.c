@@ -7,6 +7,7 @@
  * One thread runs one libevent loop that owns every socket.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,10 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "admin.h"
 #include "client.h"
 #include "conf.h"
+#include "io.h"
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
@@ -26,6 +29,10 @@
 struct proxy proxy;
 
 static struct event *sig_term, *sig_int, *sig_hup;
+
+/* Pools removed by a reload, freed once their last client is. */
+static struct pool **dead_pools;
+static int ndead_pools;
 
 static void usage(FILE *fp)
 {
@@ -52,18 +59,131 @@ static void shutdown_begin(const char *why)
     client_shutdown_begin();
 }
 
+/* ---- SIGHUP: reload ------------------------------------------------------- */
+
+static void report_kept(const char *pool, const char *directive, void *arg)
+{
+    RZ_UNUSED(arg);
+    log_warn(pool, "SIGHUP: '%s' changed but cannot change while running: the running value "
+             "stays until a restart", directive);
+}
+
+static struct pool *find_pool(const char *name)
+{
+    for (int i = 0; i < proxy.npools; i++) {
+        if (strcmp(proxy.pools[i]->name, name) == 0)
+            return proxy.pools[i];
+    }
+    return NULL;
+}
+
+static int in_conf(const struct conf *c, const char *name)
+{
+    for (int i = 0; i < c->npools; i++) {
+        if (strcmp(c->pools[i].name, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static struct pool *add_pool(struct conf_pool *cf)
+{
+    char err[512];
+    struct pool *p = pool_new(cf, err, sizeof(err));
+
+    if (p == NULL) {
+        log_error(cf->name, "SIGHUP: pool not added: %s", err);
+        return NULL;
+    }
+    if (pool_listen(p, err, sizeof(err)) < 0) {
+        log_error(cf->name, "SIGHUP: pool not added: %s", err);
+        pool_free(p);
+        return NULL;
+    }
+    if (p->zk && zk_add_pool(p) < 0) {
+        log_error(cf->name, "SIGHUP: pool not added: it reads a znode and there was no "
+                  "ZooKeeper pool at start (needs a restart)");
+        pool_free(p);
+        return NULL;
+    }
+    log_notice(cf->name, "SIGHUP: pool added");
+    return p;
+}
+
+static void retire_pool(struct pool *p)
+{
+    pool_retire(p);
+    dead_pools = xrealloc(dead_pools, (size_t)(ndead_pools + 1) * sizeof(*dead_pools));
+    dead_pools[ndead_pools++] = p;
+}
+
+static void free_dead_pools(void)
+{
+    for (int i = 0; i < ndead_pools; i++) {
+        if (client_count_pool(dead_pools[i]) == 0) {
+            pool_free(dead_pools[i]);
+            dead_pools[i--] = dead_pools[--ndead_pools];
+        }
+    }
+}
+
+/*
+ * Re-read the conf file. A file that does not load changes nothing. What is
+ * read where it is used (limits, timeouts, log level, gating mode, per-pool
+ * knobs) changes by replacing proxy.conf; restart-only directives keep
+ * their running values (logged); pools are added and removed by name.
+ */
+static void reload(void)
+{
+    struct conf *next = xcalloc(1, sizeof(*next)), *old = proxy.conf;
+    struct pool **pools;
+    char err[512];
+    int n = 0;
+
+    if (conf_load(old->path, next, err, sizeof(err)) < 0) {
+        log_error(NULL, "SIGHUP: %s: configuration unchanged", err);
+        free(next);
+        return;
+    }
+    conf_keep_restart_only(next, old, report_kept, NULL);
+    pools = xcalloc((size_t)next->npools + 1, sizeof(*pools));
+    for (int i = 0; i < next->npools; i++) {
+        struct pool *p = find_pool(next->pools[i].name);
+
+        if (p != NULL)
+            p->cf = &next->pools[i];
+        else
+            p = add_pool(&next->pools[i]);
+        if (p != NULL)
+            pools[n++] = p;
+    }
+    for (int i = 0; i < proxy.npools; i++) {
+        if (!in_conf(next, proxy.pools[i]->name))
+            retire_pool(proxy.pools[i]);
+    }
+    free(proxy.pools);
+    proxy.pools = pools;
+    proxy.npools = n;
+    proxy.conf = next;
+    conf_free(old);
+    free(old);
+    log_set_level((enum log_level)next->loglevel);
+    log_syslog(next->syslog_enabled, next->syslog_ident, next->syslog_facility);
+    if (log_open(next->logfile, err, sizeof(err)) < 0)
+        log_error(NULL, "SIGHUP: %s", err);
+    log_notice(NULL, "SIGHUP: configuration %s reloaded (%d pool%s)", next->path, n,
+               n == 1 ? "" : "s");
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-    char err[256];
-
     RZ_UNUSED(what);
     RZ_UNUSED(arg);
     if (sig == SIGHUP) {
-        /* Reopen the log so logrotate works; full reload comes later. */
-        if (log_open(proxy.conf->logfile, err, sizeof(err)) < 0)
-            log_error(NULL, "SIGHUP: %s", err);
+        if (proxy.shutting_down)
+            log_notice(NULL, "SIGHUP ignored: shutting down");
         else
-            log_notice(NULL, "SIGHUP: log reopened");
+            reload();
         return;
     }
     shutdown_begin(sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -81,6 +201,7 @@ static void cron_cb(evutil_socket_t fd, short what, void *arg)
     client_cron(now);
     for (int i = 0; i < proxy.npools; i++)
         pool_cron(proxy.pools[i], now);
+    free_dead_pools();
     if (!proxy.shutting_down)
         return;
     if (client_all_idle()) {
@@ -118,6 +239,7 @@ static int start(void)
         log_error(NULL, "cannot create the event loop");
         return -1;
     }
+    io_init();
     client_init_loop();
     proxy.npools = proxy.conf->npools;
     proxy.pools = xcalloc((size_t)proxy.npools, sizeof(*proxy.pools));
@@ -127,6 +249,10 @@ static int start(void)
             log_error(proxy.conf->pools[i].name, "%s", err);
             return -1;
         }
+    }
+    if (admin_start(proxy.conf->admin_listen, err, sizeof(err)) < 0) {
+        log_error(NULL, "%s", err);
+        return -1;
     }
     if (zk_start(err, sizeof(err)) < 0) {
         log_error(NULL, "%s", err);
@@ -149,6 +275,7 @@ static int start(void)
  * clients (which close their pinned backends), then the pools they used. */
 static void stop(void)
 {
+    admin_stop();
     zk_stop();
     for (int i = 0; i < proxy.npools; i++) {
         if (proxy.pools[i] != NULL)
@@ -160,6 +287,9 @@ static void stop(void)
             pool_free(proxy.pools[i]);
     }
     free(proxy.pools);
+    for (int i = 0; i < ndead_pools; i++)
+        pool_free(dead_pools[i]);
+    free(dead_pools);
     if (proxy.cron)
         event_free(proxy.cron);
     if (sig_term) {
@@ -167,6 +297,7 @@ static void stop(void)
         event_free(sig_int);
         event_free(sig_hup);
     }
+    io_free();
     if (proxy.dns)
         evdns_base_free(proxy.dns, 0);
     if (proxy.base)
@@ -180,7 +311,7 @@ static void stop(void)
 int main(int argc, char **argv)
 {
     static struct conf conf;
-    char err[512];
+    char err[512], abspath[PATH_MAX];
     const char *path;
     int test_only = 0, rc = 0;
 
@@ -201,6 +332,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* SIGHUP re-reads the same file even if the working directory changes. */
+    if (realpath(path, abspath) != NULL)
+        path = abspath;
     if (conf_load(path, &conf, err, sizeof(err)) < 0) {
         fprintf(stderr, "rzproxy: %s\n", err);
         return 1;
@@ -214,6 +348,7 @@ int main(int argc, char **argv)
     proxy.conf = xmalloc(sizeof(*proxy.conf));
     *proxy.conf = conf;
     log_set_level((enum log_level)conf.loglevel);
+    log_syslog(conf.syslog_enabled, conf.syslog_ident, conf.syslog_facility);
     if (log_open(conf.logfile, err, sizeof(err)) < 0) {
         fprintf(stderr, "rzproxy: %s\n", err);
         return 1;

@@ -24,6 +24,9 @@ char *xstrndup(const char *s, size_t n);
 
 /* Monotonic clock in milliseconds; for timers, never for wall time. */
 uint64_t util_now_ms(void);
+/* Wall clock, ms since the epoch: only to compare with other wall times
+ * (a znode's mtime). */
+int64_t util_wall_ms(void);
 
 /* "1gb", "512mb", "64kb", "100" (bytes). Units are powers of 1024, case
  * insensitive, like redis.conf. Returns 0 or -1 on garbage/overflow. */

@@ -67,6 +67,7 @@ struct zk_msg {
     int type, state, rc;
     int64_t mzxid;
     int32_t version;
+    int64_t mtime_ms;
     char *data;                      /* MSG_GET, owned by the message */
     int datalen;
 };
@@ -189,6 +190,7 @@ static void get_done(int rc, const char *value, int len, const struct Stat *stat
     if (rc == ZOK && stat != NULL) {
         m->mzxid = stat->mzxid;
         m->version = stat->version;
+        m->mtime_ms = stat->mtime;
     }
     if (rc == ZOK && value != NULL && len > 0) {
         m->data = xmalloc((size_t)len);
@@ -256,8 +258,10 @@ static void feed(struct pool *p, enum gate_event_type type)
 
 static void feed_all(enum gate_event_type type)
 {
-    for (int i = 0; i < zk.nwatches; i++)
-        feed(zk.watches[i].pool, type);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            feed(zk.watches[i].pool, type);
+    }
 }
 
 /* Errors that say "the connection or session is gone": the session events
@@ -299,13 +303,21 @@ static void read_failed(struct zk_watch *w, const char *op, int rc)
     feed(w->pool, GATE_EV_READ_ERROR);
 }
 
+/* get with a watch. A missing node answers ZNONODE and sets no watch:
+ * on_get() then falls back to exists, which does. */
+static void get_znode(struct zk_watch *w, int widx)
+{
+    int rc = zoo_awget(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), get_done,
+                       ctx_of(zk.gen, widx));
+
+    if (rc != ZOK)
+        read_failed(w, "get", rc);
+}
+
 static void on_exists(struct zk_watch *w, int widx, const struct zk_msg *m)
 {
     if (m->rc == ZOK) {
-        int rc = zoo_awget(zk.zh, w->path, node_watcher, ctx_of(zk.gen, widx), get_done,
-                           ctx_of(zk.gen, widx));
-        if (rc != ZOK)
-            read_failed(w, "get", rc);
+        get_znode(w, widx);
     } else if (m->rc == ZNONODE) {
         feed(w->pool, GATE_EV_READ_NONODE);
     } else {
@@ -330,6 +342,7 @@ static void on_get(struct zk_watch *w, int widx, const struct zk_msg *m)
     ev.type = GATE_EV_READ_DATA;
     ev.mzxid = m->mzxid;
     ev.version = m->version;
+    ev.mtime_ms = m->mtime_ms;
     ev.result = znode_parse(m->data, (size_t)m->datalen,
                             (enum znode_format)w->pool->cf->znode_format, &ev.master, why,
                             sizeof(why));
@@ -340,7 +353,12 @@ static void on_node(struct zk_watch *w, int widx, const struct zk_msg *m)
 {
     log_debug(w->pool->name, "zookeeper: watch fired on %s (type %d)", w->path, m->type);
     feed(w->pool, m->type == ZOO_DELETED_EVENT ? GATE_EV_NODE_DELETED : GATE_EV_NODE_CHANGED);
-    read_znode(widx);
+    /* Created or changed: the node most likely exists, so get it at once
+     * (one round trip fewer on every switch); deleted: watch for it. */
+    if (m->type == ZOO_DELETED_EVENT)
+        read_znode(widx);
+    else
+        get_znode(w, widx);
 }
 
 /* ---- loop thread: the session ------------------------------------------- */
@@ -439,8 +457,10 @@ static void on_connected(void)
                zk.timeout_ms);
     write_session_file();
     feed_all(GATE_EV_CONNECTED);
-    for (int i = 0; i < zk.nwatches; i++)
-        sync_and_read(i);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            sync_and_read(i);
+    }
 }
 
 static void on_disconnected(void)
@@ -488,6 +508,8 @@ static void dispatch_msg(const struct zk_msg *m)
     if (m->widx < 0 || m->widx >= zk.nwatches || !zk.connected)
         return;
     w = &zk.watches[m->widx];
+    if (w->pool == NULL)
+        return;                      /* its pool was removed by a reload */
     switch (m->kind) {
     case MSG_NODE:
         on_node(w, m->widx, m);
@@ -629,8 +651,40 @@ void zk_check_stall(uint64_t now_ms)
              "forwarding again", (unsigned long long)(now_ms - proxy.tick_ms));
     proxy.tick_ms = now_ms;
     drain_cb(zk.wake[0], EV_READ, NULL);
-    for (int i = 0; i < zk.nwatches; i++)
-        zk_resync(zk.watches[i].pool);
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool != NULL)
+            zk_resync(zk.watches[i].pool);
+    }
+}
+
+int zk_add_pool(struct pool *p)
+{
+    int widx;
+
+    if (!zk.started)
+        return -1;
+    zk.watches = xrealloc(zk.watches, (size_t)(zk.nwatches + 1) * sizeof(*zk.watches));
+    widx = zk.nwatches++;
+    zk.watches[widx].pool = p;
+    zk.watches[widx].path = p->cf->znode;
+    feed(p, GATE_EV_SESSION_OPENING);
+    if (zk.zh != NULL && zk.connected) {
+        feed(p, GATE_EV_CONNECTED);
+        sync_and_read(widx);
+    }
+    return 0;
+}
+
+void zk_remove_pool(struct pool *p)
+{
+    /* The slot stays (watch indexes are in flight as contexts); whatever
+     * still arrives for it is dropped. */
+    for (int i = 0; i < zk.nwatches; i++) {
+        if (zk.watches[i].pool == p) {
+            zk.watches[i].pool = NULL;
+            zk.watches[i].path = NULL;
+        }
+    }
 }
 
 static void reread(struct pool *p, int gate_first)
@@ -654,6 +708,15 @@ void zk_resync(struct pool *p)
 void zk_reread(struct pool *p)
 {
     reread(p, 0);
+}
+
+void zk_status(struct zk_status *out)
+{
+    out->started = zk.started;
+    out->connected = zk.connected;
+    out->session_id = zk.cid.client_id;
+    out->timeout_ms = zk.timeout_ms;
+    out->connects = zk.connects;
 }
 
 void zk_info(struct evbuffer *buf)

@@ -40,7 +40,22 @@ void zk_reread(struct pool *p);
 #define ZK_STALL_MS 500
 void zk_check_stall(uint64_t now_ms);
 
+/* A pool added by a reload starts watching its znode; -1 if there is no
+ * session to add it to (no `zookeeper` at start). */
+int zk_add_pool(struct pool *p) RZ_MUSTCHECK;
+/* A pool removed by a reload: forget its watch. */
+void zk_remove_pool(struct pool *p);
+
 /* "key:value\r\n" lines about the session, for PROXY INFO. */
 void zk_info(struct evbuffer *buf);
+
+struct zk_status {
+    int started;                 /* some pool reads a znode */
+    int connected;
+    int64_t session_id;          /* of the last connected session, 0 = none yet */
+    int timeout_ms;              /* negotiated */
+    uint64_t connects;           /* CONNECTED events seen */
+};
+void zk_status(struct zk_status *out);
 
 #endif

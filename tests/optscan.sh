@@ -17,6 +17,7 @@ srcdir=${RZ_SRCDIR:-.}
 # Files, relative to the source tree, that must mention every directive.
 SAMPLE_CONFS=(conf/rzproxy.conf)
 DOC_FILES=(README.md)
+MAN_FILES=(man/rzproxy.8.in)
 
 table=$srcdir/src/conf.c
 if [[ ! -r $table ]]; then
@@ -31,7 +32,7 @@ if (( ${#names[@]} == 0 )); then
 fi
 
 missing=0
-for f in "${SAMPLE_CONFS[@]}" "${DOC_FILES[@]}"; do
+for f in "${SAMPLE_CONFS[@]}" "${DOC_FILES[@]}" "${MAN_FILES[@]}"; do
     if [[ ! -r $srcdir/$f ]]; then
         echo "optscan: cannot read $srcdir/$f" >&2
         missing=1
@@ -49,6 +50,13 @@ for name in "${names[@]}"; do
     done
     for f in "${DOC_FILES[@]}"; do
         if ! grep -Eq "\`${name}[\` ]" "$srcdir/$f"; then
+            echo "optscan: '$name' is not documented in $f"
+            missing=1
+        fi
+    done
+    # a man page item: .TP, then a line starting \fBname\fR
+    for f in "${MAN_FILES[@]}"; do
+        if ! grep -Eq "^\\\\fB${name}\\\\fR" "$srcdir/$f"; then
             echo "optscan: '$name' is not documented in $f"
             missing=1
         fi

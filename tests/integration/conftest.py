@@ -7,6 +7,7 @@ ever talks to an address other than 127.0.0.1.
 
 Environment:
   RZPROXY         path of the daemon (default: <repo>/src/rzproxy)
+  RZCTL           path of the director tool (default: <repo>/src/rzproxy-ctl)
   RZ_SRCDIR       repo top (set by `make check`)
   RZ_TEST_DIRECT  if "1", the "proxy" fixtures hand out the redis-server
                   itself instead of an rzproxy in front of it.  Tests that
@@ -29,6 +30,7 @@ import redis
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRCDIR = os.environ.get("RZ_SRCDIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
 RZPROXY = os.environ.get("RZPROXY") or os.path.join(SRCDIR, "src", "rzproxy")
+RZCTL = os.environ.get("RZCTL") or os.path.join(SRCDIR, "src", "rzproxy-ctl")
 DIRECT = os.environ.get("RZ_TEST_DIRECT") == "1"
 
 ADMIN_NAME = "rztest-admin"       # CLIENT SETNAME of our own direct connections
@@ -894,3 +896,165 @@ def zk_proxy_factory(proxy_factory):
         return proxy_factory(None, sharing=sharing, globals_=g, pool=p, extra_pools=extra_pools, wait=wait)
 
     return make
+
+
+# --------------------------------------------------------------------------
+# rzproxy-ctl
+# --------------------------------------------------------------------------
+
+def write_ctl_conf(path, zookeeper, znode, globals_=None, pool=None, extra_pools=None):
+    """A conf for rzproxy-ctl: `zookeeper` and a pool `main` with `znode`.
+    The conf parser wants a `listen` per pool (the ctl never binds it).
+    extra_pools: [(name, {directive: value})]."""
+    g = {"zookeeper": zookeeper, "zk-session-timeout": "4000"}
+    g.update(globals_ or {})
+    p = {"znode": znode}
+    p.update(pool or {})
+    lines = ["# written by tests/integration/conftest.py for rzproxy-ctl"]
+    lines += ["%s %s" % (k, v) for k, v in g.items()]
+    for name, opts in [("main", p)] + list(extra_pools or ()):
+        lines += ["", "pool %s" % name, "  listen %s:%d" % (LOCALHOST, free_port())]
+        lines += ["  %s %s" % (k, v) for k, v in opts.items()]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class CtlRun:
+    """A finished rzproxy-ctl run."""
+
+    def __init__(self, argv, rc, out, err):
+        self.argv, self.rc, self.out, self.err = argv, rc, out, err
+
+    @property
+    def text(self):
+        return self.out + self.err
+
+    def __repr__(self):
+        return "rzproxy-ctl exit %s\n$ %s\n--- stdout\n%s--- stderr\n%s" % (
+            self.rc, " ".join(self.argv), self.out, self.err)
+
+
+class CtlProc:
+    """rzproxy-ctl running in the background; its output lines are collected
+    by a thread so a test can wait for a step."""
+
+    def __init__(self, argv):
+        import queue
+        import threading
+        self.argv = argv
+        self.lines = queue.Queue()
+        self.out = []
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True)
+        _spawned[self.proc.pid] = self.proc
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.out.append(line)
+            self.lines.put(line)
+
+    def wait_line(self, needle, timeout=10.0):
+        """Block until a line containing needle arrives (bounded); returns it."""
+        import queue
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if needle in line:
+                return line
+        raise AssertionError("rzproxy-ctl printed no line with %r within %.1fs; output so far:\n%s"
+                             % (needle, timeout, "".join(self.out)))
+
+    def finish(self, timeout=30.0):
+        """Wait for the exit (bounded; killed if it overruns). Returns a CtlRun."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise AssertionError("rzproxy-ctl did not finish within %.0fs:\n%s" % (timeout, "".join(self.out)))
+        finally:
+            _spawned.pop(self.proc.pid, None)
+        self.reader.join(timeout=5)
+        return CtlRun(self.argv, self.proc.returncode, "".join(self.out), "")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        _spawned.pop(self.proc.pid, None)
+
+
+class Ctl:
+    """rzproxy-ctl bound to one conf file (None: only the arguments given)."""
+
+    def __init__(self, confpath):
+        self.conf = confpath
+        self.procs = []
+
+    def argv(self, args):
+        if not os.access(RZCTL, os.X_OK):
+            pytest.fail("rzproxy-ctl not found/executable at %s (set RZCTL)" % RZCTL)
+        return [RZCTL] + (["-c", self.conf] if self.conf else []) + [str(a) for a in args]
+
+    def run(self, *args, timeout=30.0):
+        argv = self.argv(args)
+        p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        return CtlRun(argv, p.returncode, p.stdout, p.stderr)
+
+    def start(self, *args):
+        proc = CtlProc(self.argv(args))
+        self.procs.append(proc)
+        return proc
+
+
+def parse_show(out):
+    """`rzproxy-ctl show` output -> {key: value} (first occurrence wins)."""
+    fields = {}
+    for line in out.splitlines():
+        k, sep, v = line.partition(": ")
+        if sep:
+            fields.setdefault(k, v)
+    return fields
+
+
+@pytest.fixture
+def ctl_factory(tmp_path):
+    """make(zookeeper, znode, globals_=None, pool=None, extra_pools=None) -> Ctl
+    with a conf of its own; make(None, None) -> Ctl without a conf file.
+    Background runs still going at teardown are killed."""
+    made = []
+
+    def make(zookeeper, znode, globals_=None, pool=None, extra_pools=None):
+        conf = None
+        if zookeeper is not None:
+            conf = write_ctl_conf(str(tmp_path / ("rzctl%d.conf" % len(made))), zookeeper, znode,
+                                  globals_=globals_, pool=pool, extra_pools=extra_pools)
+        c = Ctl(conf)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        for p in c.procs:
+            p.kill()
+
+
+@pytest.fixture
+def kz(zk_server, kz_factory):
+    """A kazoo client of the module's ZooKeeper."""
+    return kz_factory(zk_server.hostport)
+
+
+@pytest.fixture
+def two(redis_factory):
+    """Two independent redis-servers (old master, new master)."""
+    return redis_factory(), redis_factory()

@@ -3,6 +3,7 @@
 #
 #   RZ_SRCDIR  repo top (set by make check; default: two levels up from here)
 #   RZPROXY    the daemon under test (set by make check; default $RZ_SRCDIR/src/rzproxy)
+#   RZCTL      the director tool under test (set by make check; default $RZ_SRCDIR/src/rzproxy-ctl)
 #
 # Extra arguments go to pytest, e.g. tests/integration/run.sh -k pipeline -x
 # Exit status is pytest's, except that "no tests collected" (5) is a failure.
@@ -13,6 +14,7 @@ top=${RZ_SRCDIR:-$(cd "$here/../.." && pwd)}
 top=$(cd "$top" && pwd) || exit 99
 export RZ_SRCDIR="$top"
 export RZPROXY="${RZPROXY:-$top/src/rzproxy}"
+export RZCTL="${RZCTL:-$top/src/rzproxy-ctl}"
 # the source tree may be read-only (make distcheck): no bytecode, no cache
 export PYTHONDONTWRITEBYTECODE=1
 

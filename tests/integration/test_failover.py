@@ -12,23 +12,13 @@ import time
 
 import pytest
 
-from conftest import Error, RespConn, encode, wait_for
-from zkutil import (zset, zdelete, plain, pool_info, wait_state, tryagain, fmt_info, hp, wait_master,
-                    make_replica)
+from conftest import encode, wait_for
+from zkutil import (zset, plain, pool_info, wait_state, tryagain, fmt_info, hp, wait_master,
+                    make_replica, Monitor)
 
 pytestmark = pytest.mark.proxy_only
 
 LOST = "ERR connection to master lost; the command may or may not have run"
-
-
-@pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
-@pytest.fixture
-def two(redis_factory):
-    return redis_factory(), redis_factory()
 
 
 # ---------------------------------------------------------------- -READONLY
@@ -257,31 +247,6 @@ def test_tied_clients_closed_at_switch(zk_server, kz, zk_proxy_factory, two, zno
 
 
 # ---------------------------------------------------------------- partition
-
-class Monitor(threading.Thread):
-    """MONITOR on a redis-server, collecting lines until stop()."""
-
-    def __init__(self, srv):
-        super().__init__(daemon=True)
-        self.conn = RespConn.tcp(srv.port, timeout=10)
-        assert self.conn.call("MONITOR") == "OK"
-        self.lines, self.halt = [], threading.Event()
-        self.start()
-
-    def run(self):
-        while not self.halt.is_set():
-            try:
-                self.lines.append(str(self.conn.read_reply(timeout=0.2)))
-            except Exception:
-                if self.conn.eof:
-                    return
-
-    def stop(self):
-        self.halt.set()
-        self.join(5)
-        self.conn.close()
-        return list(self.lines)
-
 
 def test_partition_during_failover(zk_fresh, kz_factory, zk_proxy_factory, two, znode_path):
     """The proxy loses ZooKeeper (server paused) for longer than the session

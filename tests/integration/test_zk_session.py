@@ -13,28 +13,11 @@ import time
 
 import pytest
 
-from conftest import LOCALHOST, RespConn, encode, expect_bytes, free_port, wait_for
-from zkutil import (ZkServer, expire_session, zset, zstat, plain, pool_info, wait_state, tryagain, session_id, fmt_info)
+from conftest import RespConn, encode, expect_bytes, free_port, wait_for
+from zkutil import (ZkServer, expire_session, zset, zstat, plain, pool_info, wait_state, tryagain, session_id, fmt_info,
+                    hp, wait_master as wait_ready)
 
 pytestmark = pytest.mark.proxy_only
-
-
-def hp(srv):
-    return "%s:%d" % (LOCALHOST, srv.port)
-
-
-def wait_ready(px, master, timeout=10.0, pool="main", port=None):
-    """Wait until the pool is READY on `master` ("h:p")."""
-    last = {}
-
-    def ok():
-        last.clear()
-        last.update(pool_info(px, pool, port=port))
-        return last.get("state") == "READY" and last.get("master") == master and dict(last)
-    try:
-        return wait_for(ok, timeout=timeout, what="pool %s READY on %s" % (pool, master))
-    except AssertionError as e:
-        raise AssertionError("%s\nlast: %s\nlog:\n%s" % (e, fmt_info(last), px.log_tail(25))) from None
 
 
 def log_text(px):

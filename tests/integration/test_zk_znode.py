@@ -30,17 +30,6 @@ def assert_zk_fields(f, znode, kz):
             f.get("znode_version"), st.version)
 
 
-@pytest.fixture
-def kz(zk_server, kz_factory):
-    return kz_factory(zk_server.hostport)
-
-
-@pytest.fixture
-def two(redis_factory):
-    """Two independent redis-servers (old master, new master)."""
-    return redis_factory(), redis_factory()
-
-
 # ---------------------------------------------------------------- PROXY INFO
 
 def test_proxy_info_zk_fields(zk_server, kz, zk_proxy_factory, two, znode_path):
@@ -806,7 +795,9 @@ def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znod
 def test_switch_time_reported(zk_server, kz, zk_proxy_factory, two, znode_path):
     """Every switch is measured, from the znode event to the first command
     forwarded to the new master: PROXY INFO last_switch_ms and one log line.
-    The first master at start is not a switch."""
+    After a delete and a later create, it is timed from the create (the
+    second spent without a znode is not switch time). The first master at
+    start is not a switch."""
     a, b = two
     zset(kz, znode_path, plain(hp(a)))
     px = zk_proxy_factory(zk_server, znode_path, pool={"block-timeout": "10000"})
@@ -817,12 +808,12 @@ def test_switch_time_reported(zk_server, kz, zk_proxy_factory, two, znode_path):
         zdelete(kz, znode_path)
         wait_state(px, "NO_NODE")
         c.send(encode("SET", "s", "2"))
-        time.sleep(0.3)
+        time.sleep(1.0)
         zset(kz, znode_path, plain(hp(b)))
         assert c.read_reply(timeout=10) == "OK"
     f = pool_info(px)
     took = int(f.get("last_switch_ms", "-1"))
-    assert 300 <= took < 10000, fmt_info(f)
+    assert 0 <= took < 1000, fmt_info(f)
     assert b.client().get("s") == b"2" and a.client().get("s") == b"1"
     assert px.log_tail().count("first command to master %s forwarded" % hp(b)) == 1, px.log_tail()
 

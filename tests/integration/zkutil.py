@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from conftest import (LOCALHOST, RespConn, Error, _spawned, _stop_process, _tail, free_port, wait_for)
@@ -67,6 +68,15 @@ def four_letter(port, cmd, timeout=1.0):
         return out.decode("utf-8", "replace")
     finally:
         s.close()
+
+
+def _proc_state(pid):
+    """The one-letter state of a process (R, S, T, ...), "" if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 class ZkServer:
@@ -165,6 +175,8 @@ class ZkServer:
         self._check_alive()
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
+        wait_for(lambda: _proc_state(self.proc.pid) == "T", timeout=5, interval=0.005,
+                 what="zookeeper %d stopped" % self.proc.pid)
 
     def resume(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -292,10 +304,12 @@ def zset(kz, path, data, acl=None):
                 parent = path.rsplit("/", 1)[0]
                 if parent:
                     kz.ensure_path(parent)
+                # one write, so a watcher sees one event (a create then a
+                # set would gate a proxy twice)
                 kz.create(path, data, acl=acl)
+                return kz.exists(path)
             except NodeExistsError:
-                pass
-            return kz.set(path, data)
+                return kz.set(path, data)
     return kz.retry(op)
 
 
@@ -468,13 +482,14 @@ def hp(srv):
     return "%s:%d" % (LOCALHOST, srv.port)
 
 
-def wait_master(px, master, pool="main", timeout=10.0):
-    """Wait until the pool is READY on `master` ("h:p"); returns its fields."""
+def wait_master(px, master, pool="main", timeout=10.0, port=None):
+    """Wait until the pool is READY on `master` ("h:p"); returns its fields.
+    port: the listener to ask (PROXY INFO describes the pool it belongs to)."""
     last = {}
 
     def ok():
         last.clear()
-        last.update(pool_info(px, pool))
+        last.update(pool_info(px, pool, port=port))
         return last.get("state") == "READY" and last.get("master") == master and dict(last)
     try:
         return wait_for(ok, timeout=timeout, what="pool %s READY on %s" % (pool, master))
@@ -487,3 +502,34 @@ def make_replica(replica, master, timeout=10.0):
     replica.client().slaveof(LOCALHOST, master.port)
     wait_for(lambda: replica.client().info("replication").get("master_link_status") == "up",
              timeout=timeout, what="replica %d linked to %d" % (replica.port, master.port))
+
+
+class Monitor(threading.Thread):
+    """MONITOR on a redis-server, collecting lines until stop()."""
+
+    def __init__(self, srv):
+        super().__init__(daemon=True)
+        self.conn = RespConn.tcp(srv.port, timeout=10)
+        assert self.conn.call("MONITOR") == "OK"
+        self.lines, self.halt = [], threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                self.lines.append(str(self.conn.read_reply(timeout=0.2)))
+            except Exception:
+                if self.conn.eof:
+                    return
+
+    def stop(self):
+        """Stop and return every line, including those already on the wire."""
+        self.halt.set()
+        self.join(5)
+        while True:
+            try:
+                self.lines.append(str(self.conn.read_reply(timeout=0.3)))
+            except Exception:
+                break
+        self.conn.close()
+        return list(self.lines)

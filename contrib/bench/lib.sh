@@ -1,0 +1,281 @@
+# shellcheck shell=bash
+# Shared by bench.sh, cpu.sh and mem.sh (sourced, not run).
+#
+# Starts every process on a free 127.0.0.1 port, remembers its pid, and
+# stops exactly those pids (SIGTERM, then SIGKILL) on exit, error or Ctrl-C.
+# Nothing here talks to an address other than 127.0.0.1.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$BENCH_DIR/../.." && pwd)
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
+PY=/usr/bin/python3                   # stdlib only; not the python3 on PATH
+RZPROXY=${RZPROXY:-$TOP/src/rzproxy}
+RELAY=$BENCH_DIR/relay
+LOCALHOST=127.0.0.1
+
+PIDS=()                               # every process we started, by pid
+NAMES=()                              # its name, same index
+WORK=""                               # scratch dir: confs, logs
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- cleanup
+
+stop_pid() {                          # stop_pid PID [SECONDS]: SIGTERM, wait (5 s), SIGKILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq $((${2:-5} * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        [ -n "${PIDS[i]}" ] && stop_pid "${PIDS[i]}"
+    done
+    PIDS=()
+    NAMES=()
+}
+
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_all
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
+            log "bench: logs and confs kept in $WORK"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+
+setup_common() {
+    trap on_exit EXIT
+    trap 'log "bench: interrupted"; exit 130' INT
+    trap 'log "bench: terminated"; exit 143' TERM
+    mkdir -p "$RESULTS"
+    WORK=$(mktemp -d /tmp/rzbench.XXXXXX)
+    # 10k connections (mem.sh) and c=200 pinned need more than 1024 files
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- deps
+
+# need CMD... : install the Debian packages that provide missing commands
+# (as root), or print what to install and fail.
+need() {
+    local cmd pkg missing=()
+    for cmd in "$@"; do
+        case $cmd in
+            redis-server) pkg=redis-server ;;
+            redis-benchmark | redis-cli) pkg=redis-tools ;;
+            nutcracker) pkg=nutcracker ;;
+            haproxy) pkg=haproxy ;;
+            gnuplot) pkg=gnuplot-nox ;;
+            valgrind | callgrind_annotate) pkg=valgrind ;;
+            gcc | make) pkg=build-essential ;;
+            autoreconf) pkg=autoconf ;;
+            /usr/bin/python3) pkg=python3 ;;
+            *) pkg=$cmd ;;
+        esac
+        if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "$cmd" ]; then
+            case " ${missing[*]:-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        die "missing commands; install them with: sudo apt-get install -y ${missing[*]}"
+    fi
+    log "bench: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >"$WORK/apt.log" 2>&1 ||
+        { apt-get update >>"$WORK/apt.log" 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >>"$WORK/apt.log" 2>&1; } ||
+        die "apt-get install ${missing[*]} failed (see $WORK/apt.log)"
+}
+
+# ---------------------------------------------------------------- builds
+
+build_rzproxy() {
+    if [ -x "$RZPROXY" ]; then
+        if [ "$RZPROXY" = "$TOP/src/rzproxy" ] &&
+           [ -n "$(find "$TOP/src" -name '*.[ch]' -newer "$RZPROXY" 2>/dev/null | head -1)" ]; then
+            log "bench: WARNING: src/ has files newer than src/rzproxy; run 'make' for a fresh binary"
+        fi
+        return 0
+    fi
+    [ "$RZPROXY" = "$TOP/src/rzproxy" ] || die "RZPROXY=$RZPROXY is not executable"
+    need gcc make autoreconf
+    log "bench: building rzproxy (log: $WORK/build.log)"
+    (
+        cd "$TOP"
+        [ -f Makefile ] || { ./autogen.sh && ./configure; }
+        make -j2
+    ) >"$WORK/build.log" 2>&1 || { tail -20 "$WORK/build.log" >&2; die "building rzproxy failed"; }
+}
+
+build_relay() {
+    if [ ! -x "$RELAY" ] || [ "$BENCH_DIR/relay.c" -nt "$RELAY" ]; then
+        need gcc
+        gcc -O2 -g -Wall -Wextra -std=gnu11 -o "$RELAY" "$BENCH_DIR/relay.c" ||
+            die "building contrib/bench/relay failed"
+    fi
+}
+
+# ---------------------------------------------------------------- ports, processes
+
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# port_open PORT: something listens on it. With ss, without connecting (a
+# probe connection would be work the proxy does, counted by cpu.sh).
+port_open() {
+    if command -v ss >/dev/null 2>&1; then
+        [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+    else
+        (exec 3<>"/dev/tcp/$LOCALHOST/$1") 2>/dev/null
+    fi
+}
+
+# spawn NAME LOGFILE CMD...: start CMD in the background, remember its pid
+# in SPAWNED_PID and in the cleanup list.
+spawn() {
+    local name=$1 logf=$2
+    shift 2
+    "$@" </dev/null >"$logf" 2>&1 &
+    SPAWNED_PID=$!
+    PIDS+=("$SPAWNED_PID")
+    NAMES+=("$name")
+}
+
+# wait_up NAME PID PORT LOGFILE: wait until PORT accepts, or fail naming NAME.
+wait_up() {
+    local name=$1 pid=$2 port=$3 logf=$4 i
+    for i in $(seq 600); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -15 "$logf" >&2 || true
+            die "target '$name' did not start: exited (log: $logf)"
+        fi
+        port_open "$port" && return 0
+        sleep 0.05
+    done
+    tail -15 "$logf" >&2 || true
+    die "target '$name' did not start: port $port not open after 30 s (log: $logf)"
+}
+
+# probe NAME PORT: one SET and GET through the target must round-trip.
+probe() {
+    local name=$1 port=$2 got
+    got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" set "bench:probe:$name" ok 2>&1) || true
+    if [ "$got" = OK ]; then
+        got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" get "bench:probe:$name" 2>&1) || true
+    fi
+    [ "$got" = ok ] || die "target '$name' (port $port) does not forward: got '$got'"
+}
+
+# WRAP (an array, e.g. valgrind ...) is put in front of the command line of
+# the proxies start_target starts.
+WRAP=()
+
+start_redis() {                       # start_redis -> REDIS_PORT, REDIS_PID
+    REDIS_PORT=$(free_port)
+    spawn redis "$WORK/redis.log" redis-server --port "$REDIS_PORT" --bind "$LOCALHOST" \
+        --save "" --appendonly no --maxclients 30000 --dir "$WORK"
+    REDIS_PID=$SPAWNED_PID
+    wait_up redis "$REDIS_PID" "$REDIS_PORT" "$WORK/redis.log"
+}
+
+# start_target NAME: NAME is one of rzproxy-shared rzproxy-pinned twemproxy
+# haproxy relay (direct is the redis-server itself). Sets TPORT and TPID.
+start_target() {
+    local name=$1 conf logf=$WORK/$1.log
+    case $name in
+        direct)
+            TPORT=$REDIS_PORT TPID=$REDIS_PID
+            return 0 ;;
+    esac
+    TPORT=$(free_port)
+    conf=$WORK/$name.conf
+    case $name in
+        rzproxy-shared | rzproxy-pinned)
+            cat >"$conf" <<EOF
+# written by contrib/bench
+loglevel notice
+maxclients ${BENCH_MAXCLIENTS:-20000}
+pool bench
+    listen $LOCALHOST:$TPORT
+    master $LOCALHOST:$REDIS_PORT
+    backend-sharing $([ "$name" = rzproxy-shared ] && echo yes || echo no)
+    backend-connections ${BENCH_RZ_BACKENDS:-2}
+EOF
+            "$RZPROXY" --test-conf "$conf" >"$WORK/$name.test-conf" 2>&1 ||
+                { cat "$WORK/$name.test-conf" >&2; die "target '$name': bad conf $conf"; }
+            spawn "$name" "$logf" "${WRAP[@]}" "$RZPROXY" "$conf" ;;
+        twemproxy)
+            cat >"$conf" <<EOF
+bench:
+  listen: $LOCALHOST:$TPORT
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  auto_eject_hosts: false
+  preconnect: true
+  server_connections: 1
+  servers:
+   - $LOCALHOST:$REDIS_PORT:1
+EOF
+            spawn "$name" "$logf" "${WRAP[@]}" nutcracker -c "$conf" \
+                -s "$(free_port)" -a "$LOCALHOST" -o "$logf.nc" ;;
+        haproxy)
+            cat >"$conf" <<EOF
+global
+    maxconn ${BENCH_HAPROXY_MAXCONN:-4096}
+    nbthread ${BENCH_HAPROXY_THREADS:-1}
+defaults
+    mode tcp
+    maxconn ${BENCH_HAPROXY_MAXCONN:-4096}
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend bench
+    bind $LOCALHOST:$TPORT
+    default_backend redis
+backend redis
+    server r1 $LOCALHOST:$REDIS_PORT
+EOF
+            spawn "$name" "$logf" "${WRAP[@]}" haproxy -db -f "$conf" ;;
+        relay)
+            spawn "$name" "$logf" "${WRAP[@]}" "$RELAY" "$TPORT" "$LOCALHOST" "$REDIS_PORT" ;;
+        *)
+            die "unknown target '$name' (known: direct rzproxy-shared rzproxy-pinned twemproxy haproxy relay)" ;;
+    esac
+    TPID=$SPAWNED_PID
+    wait_up "$name" "$TPID" "$TPORT" "$logf"
+}
+
+# deps_for TARGET...: the commands those targets need
+deps_for() {
+    local t
+    echo redis-server redis-cli redis-benchmark /usr/bin/python3
+    for t in "$@"; do
+        case $t in
+            twemproxy) echo nutcracker ;;
+            haproxy) echo haproxy ;;
+            relay) echo gcc ;;
+        esac
+    done
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }

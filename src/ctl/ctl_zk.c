@@ -1,0 +1,495 @@
+/*
+ * ctl_zk: synchronous ZooKeeper calls for rzproxy-ctl (see ctl_zk.h).
+ *
+ *   main thread                      library threads (libzookeeper_mt)
+ *   ───────────                      ──────────────────────────────────
+ *   ctl_zk_open ── zookeeper_init2 ──> IO thread connects
+ *        │  wait (cond, bounded) <──── completion thread: session_watcher
+ *        │                              sets zk->state, signals
+ *   zoo_get/zoo_set/... block ───────> IO thread sends, matches the reply
+ *
+ * The watcher only records the session state (the research notes: track it
+ * from the watcher's `state` argument, not zoo_state()). No watches are
+ * set: the ctl reads, decides and writes, version-checked, and never relies
+ * on being told about a change.
+ *
+ * Connection loss: a request in flight when the connection drops fails
+ * with ZCONNECTIONLOSS (or ZOPERATIONTIMEOUT) without saying whether the
+ * server applied it. Reads are simply retried. Writes are retried once the
+ * session is back, and a retry that finds the write already applied
+ * (create: node exists with our bytes; set: version+1 with our bytes;
+ * delete: node gone) counts as done.
+ */
+#define THREADED 1
+#include "ctl_zk.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zookeeper/zookeeper.h>
+
+/* ZooKeeper refuses requests above jute.maxbuffer (1 MiB - 1 by default). */
+#define CTL_ZK_MAX_DATA (1024 * 1024)
+#define CTL_ZK_READ_TRIES 5          /* data and ACL from one version: attempts */
+
+struct ctl_zk {
+    zhandle_t *zh;                   /* the session's handle */
+    pthread_mutex_t mu;              /* guards state, auth_* */
+    pthread_cond_t cv;               /* signalled on every session event and auth answer */
+    int state;                       /* last session state the watcher saw, 0 = none yet */
+    int auth_done;                   /* the digest completion ran */
+    int auth_rc;                     /* its rc */
+    int has_auth;                    /* digest credentials were accepted */
+    int wait_ms;                     /* bound for connecting and for retries */
+};
+
+struct ctl_zk_acl {
+    struct ACL_vector v;             /* as zoo_get_acl returned it */
+};
+
+/* ---- session ------------------------------------------------------------- */
+
+static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    struct ctl_zk *zk = ctx;
+
+    RZ_UNUSED(zh);
+    RZ_UNUSED(path);
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    pthread_mutex_lock(&zk->mu);
+    zk->state = state;
+    pthread_cond_broadcast(&zk->cv);
+    pthread_mutex_unlock(&zk->mu);
+}
+
+static void auth_done(int rc, const void *data)
+{
+    struct ctl_zk *zk = (struct ctl_zk *)data;
+
+    pthread_mutex_lock(&zk->mu);
+    zk->auth_done = 1;
+    zk->auth_rc = rc;
+    pthread_cond_broadcast(&zk->cv);
+    pthread_mutex_unlock(&zk->mu);
+}
+
+static void log_to_stderr(const char *message)
+{
+    fprintf(stderr, "zookeeper: %s\n", message);
+}
+
+static void log_drop(const char *message)
+{
+    RZ_UNUSED(message);
+}
+
+static struct timespec deadline_ts(uint64_t deadline_ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(deadline_ms / 1000);
+    ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+    return ts;
+}
+
+/* Wait (zk->mu held) until pred(zk) or deadline_ms (monotonic). 1 if pred. */
+static int wait_until(struct ctl_zk *zk, int (*pred)(const struct ctl_zk *), uint64_t deadline_ms)
+{
+    struct timespec ts = deadline_ts(deadline_ms);
+
+    while (!pred(zk)) {
+        if (pthread_cond_timedwait(&zk->cv, &zk->mu, &ts) == ETIMEDOUT)
+            return pred(zk);
+    }
+    return 1;
+}
+
+static int is_connected_or_dead(const struct ctl_zk *zk)
+{
+    return zk->state == ZOO_CONNECTED_STATE || zk->state < 0;
+}
+
+static int is_auth_done(const struct ctl_zk *zk)
+{
+    return zk->auth_done || zk->state < 0;
+}
+
+static const char *state_name(int state)
+{
+    if (state == ZOO_EXPIRED_SESSION_STATE)
+        return "session expired";
+    if (state == ZOO_AUTH_FAILED_STATE)
+        return "authentication failed";
+    if (state == ZOO_CONNECTING_STATE)
+        return "connecting";
+    if (state == 0)
+        return "no session established";
+    return "not connected";
+}
+
+/* Block until the session is CONNECTED, dead, or deadline_ms. 1 if connected. */
+static int wait_connected(struct ctl_zk *zk, uint64_t deadline_ms)
+{
+    int ok;
+
+    pthread_mutex_lock(&zk->mu);
+    wait_until(zk, is_connected_or_dead, deadline_ms);
+    ok = zk->state == ZOO_CONNECTED_STATE;
+    pthread_mutex_unlock(&zk->mu);
+    return ok;
+}
+
+static int add_digest(struct ctl_zk *zk, const char *digest, char *err, size_t errlen)
+{
+    int rc = zoo_add_auth(zk->zh, "digest", digest, (int)strlen(digest), auth_done, zk);
+    int done;
+
+    if (rc != ZOK) {
+        snprintf(err, errlen, "zookeeper: cannot add digest credentials: %s", zerror(rc));
+        return -1;
+    }
+    pthread_mutex_lock(&zk->mu);
+    done = wait_until(zk, is_auth_done, util_now_ms() + (uint64_t)zk->wait_ms);
+    rc = zk->auth_done ? zk->auth_rc : ZAUTHFAILED;
+    pthread_mutex_unlock(&zk->mu);
+    if (!done) {
+        snprintf(err, errlen, "zookeeper: no answer to the digest credentials within %d ms",
+                 zk->wait_ms);
+        return -1;
+    }
+    if (rc != ZOK) {
+        snprintf(err, errlen, "zookeeper: zk-auth-digest refused: %s", zerror(rc));
+        return -1;
+    }
+    zk->has_auth = 1;
+    return 0;
+}
+
+static struct ctl_zk *zk_new(int wait_ms)
+{
+    struct ctl_zk *zk = xcalloc(1, sizeof(*zk));
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&zk->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* matches util_now_ms() */
+    pthread_cond_init(&zk->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    zk->wait_ms = wait_ms;
+    return zk;
+}
+
+struct ctl_zk *ctl_zk_open(const char *hosts, const char *digest, int session_timeout_ms,
+                           int wait_ms, int verbose, char *err, size_t errlen)
+{
+    struct ctl_zk *zk = zk_new(wait_ms);
+    int state;
+
+    zoo_set_debug_level(verbose ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_ERROR);
+    zk->zh = zookeeper_init2(hosts, session_watcher, session_timeout_ms, NULL, zk,
+                             ZOO_NO_LOG_CLIENTENV, verbose ? log_to_stderr : log_drop);
+    if (zk->zh == NULL) {
+        snprintf(err, errlen, "zookeeper: cannot start a session with '%s': %s", hosts,
+                 strerror(errno));
+        ctl_zk_close(zk);
+        return NULL;
+    }
+    if (!wait_connected(zk, util_now_ms() + (uint64_t)wait_ms)) {
+        pthread_mutex_lock(&zk->mu);
+        state = zk->state;
+        pthread_mutex_unlock(&zk->mu);
+        snprintf(err, errlen, "zookeeper: cannot connect to %s within %d ms (%s)", hosts,
+                 wait_ms, state_name(state));
+        ctl_zk_close(zk);
+        return NULL;
+    }
+    if (digest != NULL && digest[0] != '\0' && add_digest(zk, digest, err, errlen) != 0) {
+        ctl_zk_close(zk);
+        return NULL;
+    }
+    return zk;
+}
+
+void ctl_zk_close(struct ctl_zk *zk)
+{
+    if (zk == NULL)
+        return;
+    if (zk->zh != NULL)
+        zookeeper_close(zk->zh);     /* joins the library's threads: no callback after this */
+    pthread_cond_destroy(&zk->cv);
+    pthread_mutex_destroy(&zk->mu);
+    free(zk);
+}
+
+/* ---- retries ------------------------------------------------------------- */
+
+static int is_connection_loss(int rc)
+{
+    return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
+}
+
+/* After a connection loss: may the caller try again? Waits for the session
+ * to come back, bounded by deadline_ms. */
+static int may_retry(struct ctl_zk *zk, int rc, uint64_t deadline_ms)
+{
+    return is_connection_loss(rc) && util_now_ms() < deadline_ms &&
+           wait_connected(zk, deadline_ms);
+}
+
+static enum ctl_zk_result fail(int rc, const char *what, const char *path, char *err,
+                               size_t errlen)
+{
+    snprintf(err, errlen, "zookeeper: %s %s: %s", what, path, zerror(rc));
+    return CTL_ZK_ERROR;
+}
+
+/* ---- read ---------------------------------------------------------------- */
+
+void ctl_znode_free(struct ctl_znode *n)
+{
+    if (n == NULL)
+        return;
+    free(n->data);
+    if (n->acl != NULL) {
+        deallocate_ACL_vector(&n->acl->v);
+        free(n->acl);
+    }
+    memset(n, 0, sizeof(*n));
+}
+
+/* zoo_get into out (data and Stat). ZOK, ZNONODE or an error rc. */
+static int get_data(struct ctl_zk *zk, const char *path, struct ctl_znode *out,
+                    char *buf, struct Stat *st)
+{
+    int len = CTL_ZK_MAX_DATA, rc;
+
+    rc = zoo_get(zk->zh, path, 0, buf, &len, st);
+    if (rc != ZOK)
+        return rc;
+    if (st->dataLength > CTL_ZK_MAX_DATA)
+        return ZMARSHALLINGERROR;    /* cannot happen below jute.maxbuffer */
+    if (len < 0)                     /* created with NULL data */
+        len = 0;
+    free(out->data);
+    out->data = xstrndup(buf, (size_t)len);
+    out->len = (size_t)len;
+    out->exists = 1;
+    out->version = st->version;
+    out->czxid = st->czxid;
+    out->mzxid = st->mzxid;
+    out->mtime_ms = st->mtime;
+    return ZOK;
+}
+
+/* zoo_get_acl; ok only if it answers for the same version as st. */
+static int get_acl(struct ctl_zk *zk, const char *path, struct ctl_znode *out,
+                   const struct Stat *st, int *same)
+{
+    struct ctl_zk_acl *acl = xcalloc(1, sizeof(*acl));
+    struct Stat ast;
+    int rc;
+
+    rc = zoo_get_acl(zk->zh, path, &acl->v, &ast);
+    if (rc != ZOK) {
+        free(acl);
+        return rc;
+    }
+    *same = ast.czxid == st->czxid && ast.mzxid == st->mzxid;
+    if (!*same) {
+        deallocate_ACL_vector(&acl->v);
+        free(acl);
+        return ZOK;
+    }
+    out->acl = acl;
+    return ZOK;
+}
+
+static int read_once(struct ctl_zk *zk, const char *path, int with_acl, struct ctl_znode *out,
+                     char *buf, int *done)
+{
+    struct Stat st;
+    int rc, same = 1;
+
+    ctl_znode_free(out);
+    *done = 1;
+    rc = get_data(zk, path, out, buf, &st);
+    if (rc == ZNONODE) {
+        ctl_znode_free(out);
+        return ZOK;
+    }
+    if (rc != ZOK || !with_acl)
+        return rc;
+    rc = get_acl(zk, path, out, &st, &same);
+    if (rc == ZNONODE || (rc == ZOK && !same))
+        *done = 0;                   /* changed between the two reads: again */
+    return rc == ZNONODE ? ZOK : rc;
+}
+
+enum ctl_zk_result ctl_zk_read(struct ctl_zk *zk, const char *path, int with_acl,
+                               struct ctl_znode *out, char *err, size_t errlen)
+{
+    uint64_t deadline = util_now_ms() + (uint64_t)zk->wait_ms;
+    char *buf = xmalloc(CTL_ZK_MAX_DATA);
+    int rc, done = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < CTL_ZK_READ_TRIES && !done; i++) {
+        do {
+            rc = read_once(zk, path, with_acl, out, buf, &done);
+        } while (may_retry(zk, rc, deadline));
+        if (rc != ZOK)
+            break;
+    }
+    free(buf);
+    if (rc == ZOK && !done) {
+        ctl_znode_free(out);
+        snprintf(err, errlen, "zookeeper: %s kept changing while it was read", path);
+        return CTL_ZK_ERROR;
+    }
+    if (rc != ZOK) {
+        ctl_znode_free(out);
+        return fail(rc, "cannot read", path, err, errlen);
+    }
+    return CTL_ZK_OK;
+}
+
+/* Does path now hold exactly data (and, if version >= 0, that version)? */
+static int holds(struct ctl_zk *zk, const char *path, const char *data, size_t len,
+                 int32_t version)
+{
+    struct ctl_znode n;
+    char err[256];
+    int same;
+
+    if (ctl_zk_read(zk, path, 0, &n, err, sizeof(err)) != CTL_ZK_OK)
+        return 0;
+    same = n.exists && n.len == len && memcmp(n.data, data, len) == 0 &&
+           (version < 0 || n.version == version);
+    ctl_znode_free(&n);
+    return same;
+}
+
+/* ---- write --------------------------------------------------------------- */
+
+enum ctl_zk_result ctl_zk_set(struct ctl_zk *zk, const char *path, const char *data, size_t len,
+                              int32_t version, int32_t *new_version, char *err, size_t errlen)
+{
+    uint64_t deadline = util_now_ms() + (uint64_t)zk->wait_ms;
+    struct Stat st;
+    int rc, retried = 0;
+
+    if (len > CTL_ZK_MAX_DATA)
+        return fail(ZBADARGUMENTS, "data too large for", path, err, errlen);
+    while ((rc = zoo_set2(zk->zh, path, data, (int)len, version, &st)) != ZOK &&
+           may_retry(zk, rc, deadline))
+        retried = 1;
+    if (rc == ZBADVERSION && retried && holds(zk, path, data, len, version + 1)) {
+        st.version = version + 1;    /* our first attempt went through */
+        rc = ZOK;
+    }
+    if (rc == ZOK && new_version != NULL)
+        *new_version = st.version;
+    if (rc == ZOK)
+        return CTL_ZK_OK;
+    if (rc == ZBADVERSION)
+        return CTL_ZK_BAD_VERSION;
+    if (rc == ZNONODE)
+        return CTL_ZK_NO_NODE;
+    return fail(rc, "cannot write", path, err, errlen);
+}
+
+enum ctl_zk_result ctl_zk_delete(struct ctl_zk *zk, const char *path, int32_t version,
+                                 char *err, size_t errlen)
+{
+    uint64_t deadline = util_now_ms() + (uint64_t)zk->wait_ms;
+    int rc, retried = 0;
+
+    while ((rc = zoo_delete(zk->zh, path, version)) != ZOK && may_retry(zk, rc, deadline))
+        retried = 1;
+    if (rc == ZNONODE && retried)
+        rc = ZOK;                    /* our first attempt went through: the node is gone */
+    if (rc == ZOK)
+        return CTL_ZK_OK;
+    if (rc == ZBADVERSION)
+        return CTL_ZK_BAD_VERSION;
+    if (rc == ZNONODE)
+        return CTL_ZK_NO_NODE;
+    return fail(rc, "cannot delete", path, err, errlen);
+}
+
+enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char *data, size_t len,
+                                 const struct ctl_zk_acl *acl, char *err, size_t errlen)
+{
+    uint64_t deadline = util_now_ms() + (uint64_t)zk->wait_ms;
+    const struct ACL_vector *v;
+    int rc, retried = 0;
+
+    if (len > CTL_ZK_MAX_DATA)
+        return fail(ZBADARGUMENTS, "data too large for", path, err, errlen);
+    if (acl != NULL)
+        v = &acl->v;
+    else
+        v = zk->has_auth ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
+    while ((rc = zoo_create(zk->zh, path, data, (int)len, v, ZOO_PERSISTENT, NULL, 0)) != ZOK &&
+           may_retry(zk, rc, deadline))
+        retried = 1;
+    if (rc == ZNODEEXISTS && retried && holds(zk, path, data, len, 0))
+        rc = ZOK;                    /* our first attempt went through */
+    if (rc == ZOK)
+        return CTL_ZK_OK;
+    if (rc == ZNODEEXISTS)
+        return CTL_ZK_NODE_EXISTS;
+    if (rc == ZNONODE)
+        return CTL_ZK_NO_NODE;
+    return fail(rc, "cannot create", path, err, errlen);
+}
+
+/* ---- ACL text ------------------------------------------------------------ */
+
+/* ZOO_PERM_* are `const int` variables, not constants: no table here. */
+static void perms_text(int32_t perms, char *out)
+{
+    int n = 0;
+
+    if (perms & ZOO_PERM_CREATE)
+        out[n++] = 'c';
+    if (perms & ZOO_PERM_DELETE)
+        out[n++] = 'd';
+    if (perms & ZOO_PERM_READ)
+        out[n++] = 'r';
+    if (perms & ZOO_PERM_WRITE)
+        out[n++] = 'w';
+    if (perms & ZOO_PERM_ADMIN)
+        out[n++] = 'a';
+    out[n] = '\0';
+}
+
+void ctl_zk_acl_format(const struct ctl_zk_acl *acl, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    if (acl == NULL) {
+        snprintf(out, outlen, "default");
+        return;
+    }
+    for (int32_t i = 0; i < acl->v.count && o < outlen; i++) {
+        const struct ACL *a = &acl->v.data[i];
+        char perms[8];
+        int n;
+
+        perms_text(a->perms, perms);
+        n = snprintf(out + o, outlen - o, "%s%s:%s:%s", i ? "," : "", a->id.scheme,
+                     a->id.id, perms);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
