@@ -76,10 +76,20 @@ static struct backend_entry *q_head(struct backend *be)
     return be->qlen > 0 ? &be->q[be->qhead] : NULL;
 }
 
+/* A FIFO that grew for a deep pipeline is given back once it empties, so
+ * one greedy client's burst does not stay in the RSS of a long-lived
+ * shared connection. */
+#define Q_KEEP 4096                     /* entries kept allocated when empty */
+
 static void q_pop(struct backend *be)
 {
     be->qhead = (be->qhead + 1) & (be->qcap - 1);
-    be->qlen--;
+    if (--be->qlen == 0 && be->qcap > Q_KEEP) {
+        free(be->q);
+        be->q = NULL;
+        be->qcap = 0;
+        be->qhead = 0;
+    }
 }
 
 /* ---- connect ----------------------------------------------------------- */
@@ -146,6 +156,15 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 
 /* ---- send -------------------------------------------------------------- */
 
+/* The first command on a connection is what proves the master usable: a
+ * server that accepts and then hangs up or speaks garbage before that keeps
+ * the pool's backoff growing (see teardown). */
+static void count_sent(struct backend *be)
+{
+    if (be->nsent++ == 0)
+        pool_backend_connected(be->pool);
+}
+
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp)
 {
@@ -157,6 +176,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
     }
     evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
     be->pool->stats.request_bytes += len;
+    count_sent(be);
     if (exp != NULL)
         q_push(be, c, exp, record, record ? (uint32_t)len : 0);
 }
@@ -170,6 +190,7 @@ void backend_send_replay(struct backend *be, struct client *c, const char *buf, 
     exp.flags = SESSION_EXP_SWALLOW;
     exp.replay = CMD_REPLAY_NONE;
     evbuffer_add(bufferevent_get_output(be->bev), buf, len);
+    count_sent(be);
     q_push(be, c, &exp, NULL, 0);
 }
 
@@ -238,7 +259,6 @@ static void backend_ready(struct backend *be)
     bufferevent_set_timeouts(be->bev, NULL, NULL);
     be->verifying = 0;
     be->state = BACKEND_CONNECTED;
-    pool_backend_connected(be->pool);
     log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
     wake_waiters(be);
 }
@@ -529,7 +549,11 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
  */
 static void teardown(struct backend *be, const char *reason, int failure)
 {
-    int was_connected = be->state == BACKEND_CONNECTED;
+    /* Up but unused (the server spoke or hung up before any command went
+     * out) counts as never connected: nothing was sent, so waiting commands
+     * stay unsent and retry, and the pool backs off rather than reconnecting
+     * at once, in a loop, to a server that will do it again. */
+    int was_connected = be->state == BACKEND_CONNECTED && be->nsent > 0;
     struct pool *p = be->pool;
     struct client *pinned = be->pinned;
 

@@ -55,6 +55,8 @@ struct backend {
     int verifying;               /* verify-role: ROLE sent, answer not in yet */
     struct client *paused_for;   /* reading stopped until this client's output drains */
     uint64_t paused_since_ms;    /* when paused_for was set */
+    uint64_t nsent;              /* client commands (and replays) sent on it: while 0,
+                                    no client state or command can be lost with it */
     struct client *partial;      /* got the first part of the reply being read */
     size_t held;                 /* scanned bytes at the front of the input not yet
                                     passed on: the start of an error line */

@@ -153,6 +153,43 @@ def _compact_log(path, max_bytes=4 << 20):
         pass
 
 
+SANITIZER_MARKERS = (b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer", b"runtime error:")
+
+
+def sanitizer_report(data, context=30):
+    """The start of a sanitizer report (ASan, LeakSanitizer, UBSan) in `data`
+    (bytes or str, e.g. a process's stderr), or "" if there is none."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    hits = [h for h in (data.find(m) for m in SANITIZER_MARKERS) if h >= 0]
+    if not hits:
+        return ""
+    start = data.rfind(b"\n", 0, min(hits)) + 1
+    return "\n".join(data[start:].decode("utf-8", "replace").splitlines()[:context])
+
+
+def sanitizer_report_in(path, context=30):
+    """sanitizer_report() of a log file. The sanitizers write to stderr,
+    which the fixtures send to the process's log."""
+    try:
+        with open(path, "rb") as f:
+            return sanitizer_report(f.read(), context)
+    except OSError:
+        return ""
+
+
+def run_rzproxy(argv, **kw):
+    """subprocess.run() for short-lived rzproxy runs (--test-conf, usage and
+    startup errors), output captured; fails the test on a sanitizer report,
+    which an expected non-zero exit status would otherwise hide."""
+    kw["capture_output"] = True
+    kw.setdefault("timeout", 30)
+    p = subprocess.run(argv, **kw)
+    report = sanitizer_report(p.stderr + p.stdout)
+    assert not report, "sanitizer report from %r:\n%s" % (argv, report)
+    return p
+
+
 def _tail(path, n=40):
     try:
         with open(path, "rb") as f:
@@ -362,7 +399,8 @@ def proxy_factory(tmp_path, request):
     extra_pools=[(name, port, {...})] adds more pools after `main`.
 
     Teardown stops every proxy with SIGTERM and fails the test if one of them
-    died on its own during the test (crash) or did not exit on SIGTERM.
+    died on its own during the test (crash), did not exit 0 on SIGTERM, or
+    left a sanitizer report (ASan, LeakSanitizer at exit, UBSan) in its log.
     """
     started = []
 
@@ -420,6 +458,11 @@ def proxy_factory(tmp_path, request):
             problems.append("rzproxy pid %d did not exit within 10s of SIGTERM" % px.pid)
         elif rc_before is None and rc < 0:
             problems.append("rzproxy pid %d killed by signal %d after SIGTERM" % (px.pid, -rc))
+        elif rc_before is None and rc != 0:
+            problems.append("rzproxy pid %d exited %d after SIGTERM (expected 0)" % (px.pid, rc))
+        report = sanitizer_report_in(px.logpath)
+        if report:
+            problems.append("rzproxy pid %d: sanitizer report in %s:\n%s" % (px.pid, px.logpath, report))
         print("---- rzproxy log %s (tail) ----\n%s" % (px.logpath, px.log_tail()))
         _compact_log(px.logpath)
     if problems:

@@ -529,7 +529,7 @@ def test_master_killed_mid_large_reply(proxy_factory, redis_factory, sharing):
 
 @pytest.mark.proxy_only
 def test_two_pools(tmp_path, redis_factory, proxy_factory):
-    from conftest import free_port, RZPROXY, port_open
+    from conftest import free_port, RZPROXY, port_open, run_rzproxy, sanitizer_report_in
     import subprocess
     ra, rb = redis_factory(), redis_factory()
     pa, pb = free_port(), free_port()
@@ -537,7 +537,7 @@ def test_two_pools(tmp_path, redis_factory, proxy_factory):
     conf.write_text("loglevel notice\n\npool alpha\n  listen 127.0.0.1:%d\n  master 127.0.0.1:%d\n\n"
                     "pool beta\n  listen 127.0.0.1:%d\n  master 127.0.0.1:%d\n  backend-sharing no\n"
                     % (pa, ra.port, pb, rb.port))
-    p = subprocess.run([RZPROXY, "--test-conf", str(conf)], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY, "--test-conf", str(conf)], capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr
     log = open(str(tmp_path / "pools.log"), "wb")
     proc = subprocess.Popen([RZPROXY, str(conf)], stdout=log, stderr=subprocess.STDOUT)
@@ -557,6 +557,8 @@ def test_two_pools(tmp_path, redis_factory, proxy_factory):
             proc.kill()
             proc.wait(5)
         log.close()
+    report = sanitizer_report_in(str(tmp_path / "pools.log"))
+    assert not report, report
 
 
 def test_tracking_redirect(proxy, r):

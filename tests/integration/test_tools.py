@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conftest import (RZPROXY, RespConn, Error, encode, expect_bytes, port_open, wait_for, write_conf,
-                      free_port)
+                      free_port, run_rzproxy, sanitizer_report)
 
 
 def cli(*args, port, stdin=None, timeout=30):
@@ -107,7 +107,7 @@ def test_unix_socket_listener(proxy_factory, redis_server, r, sharing):
 @pytest.mark.proxy_only
 def test_test_conf_ok(tmp_path, redis_server):
     conf = write_conf(str(tmp_path / "ok.conf"), free_port(), "127.0.0.1:%d" % redis_server.port)
-    p = subprocess.run([RZPROXY, "--test-conf", conf], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY, "--test-conf", conf], capture_output=True, timeout=30)
     assert p.returncode == 0, p
 
 
@@ -123,6 +123,8 @@ def test_test_conf_does_not_listen(tmp_path, redis_server):
             p.kill()
             p.wait(5)
     assert p.returncode == 0
+    report = sanitizer_report(p.stderr.read())
+    assert not report, report
     assert not port_open(port)
 
 
@@ -159,19 +161,19 @@ def test_test_conf_reports_file_and_line(tmp_path, case):
     path = str(tmp_path / ("bad-%s.conf" % case))
     with open(path, "w") as f:
         f.write("\n".join(l.format(port=free_port(), rport=free_port()) for l in lines) + "\n")
-    p = subprocess.run([RZPROXY, "--test-conf", path], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY, "--test-conf", path], capture_output=True, timeout=30)
     err = p.stderr.decode("utf-8", "replace")
     assert p.returncode != 0, (p.returncode, err)
     assert "%s:%d:" % (path, lineno) in err, err
     # running it for real refuses too, with the same message
-    p2 = subprocess.run([RZPROXY, path], capture_output=True, timeout=30)
+    p2 = run_rzproxy([RZPROXY, path], capture_output=True, timeout=30)
     assert p2.returncode != 0
     assert "%s:%d:" % (path, lineno) in p2.stderr.decode("utf-8", "replace"), p2.stderr
 
 
 @pytest.mark.proxy_only
 def test_test_conf_missing_file(tmp_path):
-    p = subprocess.run([RZPROXY, "--test-conf", str(tmp_path / "nope.conf")], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY, "--test-conf", str(tmp_path / "nope.conf")], capture_output=True, timeout=30)
     assert p.returncode != 0
     assert b"nope.conf" in p.stderr
 
@@ -276,10 +278,10 @@ def test_sighup_does_not_kill(proxy_factory, redis_server, r):
 
 @pytest.mark.proxy_only
 def test_usage_errors():
-    p = subprocess.run([RZPROXY], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY], capture_output=True, timeout=30)
     assert p.returncode != 0
     assert p.stderr, "no usage message on stderr"
-    p = subprocess.run([RZPROXY, "--test-conf"], capture_output=True, timeout=30)
+    p = run_rzproxy([RZPROXY, "--test-conf"], capture_output=True, timeout=30)
     assert p.returncode != 0
 
 
@@ -291,7 +293,7 @@ def test_listen_port_in_use_fails_fast(tmp_path, redis_server):
     port = busy.getsockname()[1]
     try:
         conf = write_conf(str(tmp_path / "busy.conf"), port, "127.0.0.1:%d" % redis_server.port)
-        p = subprocess.run([RZPROXY, conf], capture_output=True, timeout=30)
+        p = run_rzproxy([RZPROXY, conf], capture_output=True, timeout=30)
         assert p.returncode != 0
         assert str(port).encode() in p.stderr, p.stderr
     finally:
@@ -315,6 +317,8 @@ def test_pidfile_and_logfile(tmp_path, redis_server, r):
         assert proc.wait(10) == 0
         assert logfile.exists() and logfile.stat().st_size > 0
         assert not pidfile.exists(), "pidfile left behind after a clean exit"
+        report = sanitizer_report(proc.stderr.read())
+        assert not report, report
     finally:
         if proc.poll() is None:
             proc.kill()
