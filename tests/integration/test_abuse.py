@@ -98,8 +98,15 @@ class Baseline:
         serves_fresh_client(px, tag)
         wait_for(lambda: connected_clients(px) == 1, timeout=timeout,
                  what="client count back to 0 after %s" % tag)
-        wait_for(lambda: fd_count(px.pid) <= self.fds, timeout=timeout,
-                 what="fd count back to %d after %s (now %d)" % (self.fds, tag, fd_count(px.pid)))
+        fds = [0]
+
+        def fds_ok():
+            fds[0] = fd_count(px.pid)
+            return fds[0] <= self.fds
+        try:
+            wait_for(fds_ok, timeout=timeout, interval=0.05, what="fd count back to the baseline")
+        except AssertionError:
+            raise AssertionError("%d fds after %s, baseline %d" % (fds[0], tag, self.fds)) from None
         last = [0]
 
         def rss_ok():
