@@ -29,7 +29,7 @@ from conftest import (ADMIN_NAME, LOCALHOST, RespConn, Closed, Error, ProtocolVi
 # RSS a test may leave behind once its load is gone. glibc keeps some freed
 # memory in its arenas, and the sanitizer build keeps up to
 # quarantine_size_mb of freed memory on purpose (see README.md here).
-RSS_SLACK_KB = int(os.environ.get("RZ_TEST_RSS_SLACK_MB", "12")) * 1024
+RSS_SLACK_KB = int(os.environ.get("RZ_TEST_RSS_SLACK_MB", "24")) * 1024
 
 REPLY_LOST = b"-ERR connection to master lost; the command may or may not have run\r\n"
 MAXCLIENTS_ERR = b"-ERR max number of clients reached\r\n"

@@ -5,6 +5,7 @@ import json
 import re
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -109,6 +110,7 @@ def test_metrics_healthz_info_follow_the_pool(zk_server, kz, zk_proxy_factory, r
         assert c.call("SET", "x", "1") == "TRYAGAIN znode missing"
         status, _, body = get(admin, "/healthz")
         assert status == 503 and body == "pool main NO_NODE: znode missing\n", (status, body)
+        time.sleep(0.01)            # gated time has millisecond resolution
         s2 = parse_prometheus(get(admin, "/metrics")[2])
         assert metric(s2, "rzproxy_pool_state", pool="main", state="NO_NODE") == 1
         assert metric(s2, "rzproxy_pool_state", pool="main", state="READY") == 0
