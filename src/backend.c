@@ -31,8 +31,6 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -45,10 +43,11 @@
 #define REPLY_UNREACHABLE "-TRYAGAIN master unreachable\r\n"
 #define REPLY_LOST "-ERR connection to master lost; the command may or may not have run\r\n"
 
-static void backend_read_cb(struct bufferevent *bev, void *arg);
-static void backend_write_cb(struct bufferevent *bev, void *arg);
+static void backend_read_cb(void *arg);
 static void backend_drained(void *arg);
-static void backend_event_cb(struct bufferevent *bev, short what, void *arg);
+static void backend_event_cb(void *arg, int what, int err);
+
+static const struct io_handler backend_io = { backend_read_cb, backend_drained, backend_event_cb };
 
 /* ---- reply FIFO -------------------------------------------------------- */
 
@@ -94,38 +93,6 @@ static void q_pop(struct backend *be)
 
 /* ---- connect ----------------------------------------------------------- */
 
-/* connect-timeout bounds both the connect and the verify-role answer. */
-static struct timeval connect_timeout(const struct backend *be)
-{
-    int ms = be->pool->cf->connect_timeout_ms;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    return tv;
-}
-
-static int start_connect(struct backend *be)
-{
-    struct pool *p = be->pool;
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    char addr[300];
-    struct timeval tv = connect_timeout(be);
-
-    /* libevent applies the write timeout to the connect itself; it is
-     * cleared once connected. */
-    bufferevent_set_timeouts(be->bev, NULL, &tv);
-
-    snprintf(addr, sizeof(addr), strchr(p->master_host, ':') ? "[%s]:%d" : "%s:%d",
-             p->master_host, p->master_port);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) == 0)
-        return bufferevent_socket_connect(be->bev, (struct sockaddr *)&ss, sslen);
-    /* A host name: resolve without blocking the loop. */
-    if (proxy.dns == NULL)
-        proxy.dns = evdns_base_new(proxy.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-    return bufferevent_socket_connect_hostname(be->bev, proxy.dns, AF_UNSPEC, p->master_host,
-                                               p->master_port);
-}
-
 struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 {
     struct backend *be = xcalloc(1, sizeof(*be));
@@ -138,19 +105,14 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
     be->state = BACKEND_CONNECTING;
     resp_scan_init(&be->scan);
     TAILQ_INIT(&be->waiters);
-    be->bev = bufferevent_socket_new(proxy.base, -1, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(be->bev, backend_read_cb, backend_write_cb, backend_event_cb, be);
-    bufferevent_enable(be->bev, EV_READ);
-    /* Waiters resume when our output falls to half the limit. */
-    io_out_attach(&be->out, be->bev, proxy.conf->output_buffer_limit / 2, backend_drained, be);
+    /* Waiters resume when our output falls to half the limit. Any failure
+     * is reported from the loop, so the caller always gets a backend. */
+    io_conn_connect(&be->io, p->master_host, p->master_port, p->cf->connect_timeout_ms,
+                    &backend_io, be, proxy.conf->output_buffer_limit / 2);
+    io_conn_read(&be->io, 1);
     p->stats.backend_connects++;
     log_debug(p->name, "backend %llu connecting to %s:%d (%s)", (unsigned long long)be->id,
               p->master_host, p->master_port, pinned ? "pinned" : "shared");
-    if (start_connect(be) < 0) {
-        /* Synchronous failure (e.g. no route): report like a refused
-         * connect, from the loop, so the caller sees a normal backend. */
-        bufferevent_trigger_event(be->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
-    }
     return be;
 }
 
@@ -174,7 +136,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
         record = xmalloc(len);
         evbuffer_copyout(from, record, len);
     }
-    evbuffer_remove_buffer(from, bufferevent_get_output(be->bev), len);
+    evbuffer_remove_buffer(from, be->io.out, len);
     be->pool->stats.request_bytes += len;
     count_sent(be);
     if (exp != NULL)
@@ -189,7 +151,7 @@ void backend_send_replay(struct backend *be, struct client *c, const char *buf, 
     exp.kind = SESSION_EXPECT_ONE;
     exp.flags = SESSION_EXP_SWALLOW;
     exp.replay = CMD_REPLAY_NONE;
-    evbuffer_add(bufferevent_get_output(be->bev), buf, len);
+    evbuffer_add(be->io.out, buf, len);
     count_sent(be);
     q_push(be, c, &exp, NULL, 0);
 }
@@ -211,8 +173,7 @@ void backend_set_raw(struct backend *be)
 
 int backend_output_full(const struct backend *be)
 {
-    return evbuffer_get_length(bufferevent_get_output(be->bev)) >
-           proxy.conf->output_buffer_limit;
+    return io_conn_out_len(&be->io) > proxy.conf->output_buffer_limit;
 }
 
 void backend_add_waiter(struct backend *be, struct client *c)
@@ -237,15 +198,6 @@ static void wake_waiters(struct backend *be)
     }
 }
 
-static void backend_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct backend *be = arg;
-
-    RZ_UNUSED(bev);
-    io_out_written(&be->out);
-    wake_waiters(be);
-}
-
 static void backend_drained(void *arg)
 {
     wake_waiters(arg);
@@ -256,7 +208,7 @@ static void backend_drained(void *arg)
 /* Up (and verified): clients may send. */
 static void backend_ready(struct backend *be)
 {
-    bufferevent_set_timeouts(be->bev, NULL, NULL);
+    io_conn_read_timeout(&be->io, 0);
     be->verifying = 0;
     be->state = BACKEND_CONNECTED;
     log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
@@ -271,11 +223,10 @@ static void backend_ready(struct backend *be)
 static void start_verify(struct backend *be)
 {
     static const char role[] = "*1\r\n$4\r\nROLE\r\n";
-    struct timeval tv = connect_timeout(be);
 
-    bufferevent_set_timeouts(be->bev, &tv, NULL);
+    io_conn_read_timeout(&be->io, be->pool->cf->connect_timeout_ms);
     be->verifying = 1;
-    evbuffer_add(bufferevent_get_output(be->bev), role, sizeof(role) - 1);
+    evbuffer_add(be->io.out, role, sizeof(role) - 1);
 }
 
 /* The ROLE reply is complete: its first element says "master" or not. */
@@ -283,7 +234,7 @@ static int verified(struct backend *be, size_t *pending, const struct resp_reply
 {
     char why[160];
 
-    evbuffer_drain(bufferevent_get_input(be->bev), *pending);
+    evbuffer_drain(be->io.in, *pending);
     *pending = 0;
     if (ri->type == '*' && strcmp(ri->kind, "master") == 0) {
         backend_ready(be);
@@ -315,7 +266,7 @@ static void pause_for(struct backend *be, struct client *c)
     be->paused_for = c;
     be->paused_since_ms = util_now_ms();
     c->paused = be;
-    bufferevent_disable(be->bev, EV_READ);
+    io_conn_read(&be->io, 0);
 }
 
 void backend_resume(struct backend *be)
@@ -326,11 +277,11 @@ void backend_resume(struct backend *be)
     }
     if (be->state == BACKEND_CLOSED)
         return;
-    bufferevent_enable(be->bev, EV_READ);
+    io_conn_read(&be->io, 1);
     /* Bytes may already be waiting in our input: no new read event would
      * announce them. */
-    if (evbuffer_get_length(bufferevent_get_input(be->bev)) > 0)
-        bufferevent_trigger(be->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    if (evbuffer_get_length(be->io.in) > 0)
+        io_conn_read_again(&be->io);
 }
 
 /* A write refused by a replica ("-READONLY You can't write against a read
@@ -361,7 +312,7 @@ static int refused(struct backend *be, size_t *pending)
 {
     struct backend_entry done = *q_head(be);
 
-    evbuffer_drain(bufferevent_get_input(be->bev), *pending);
+    evbuffer_drain(be->io.in, *pending);
     *pending = 0;
     q_pop(be);
     free(done.record);
@@ -386,7 +337,7 @@ static void pass_on(struct backend *be, struct client *owner, struct evbuffer *i
  * bytes of the input. Returns -1 if the backend was closed. */
 static int reply_complete(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
 {
-    struct evbuffer *in = bufferevent_get_input(be->bev);
+    struct evbuffer *in = be->io.in;
     struct backend_entry *head = q_head(be);
     struct client *owner = current_owner(be);
     enum session_reply r;
@@ -446,13 +397,13 @@ static int holds_error_start(struct backend *be, size_t pending)
     char first;
 
     return !be->raw && be->partial == NULL && pending < 4096 &&
-           evbuffer_copyout(bufferevent_get_input(be->bev), &first, 1) == 1 && first == '-';
+           evbuffer_copyout(be->io.in, &first, 1) == 1 && first == '-';
 }
 
-static void backend_read_cb(struct bufferevent *bev, void *arg)
+static void backend_read_cb(void *arg)
 {
     struct backend *be = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = be->io.in;
     size_t pending = be->held;  /* scanned bytes at the front of `in`, not yet moved */
 
     be->held = 0;
@@ -509,16 +460,15 @@ static void backend_read_cb(struct bufferevent *bev, void *arg)
 
 /* ---- close ------------------------------------------------------------- */
 
-static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
+static void backend_event_cb(void *arg, int what, int err)
 {
     struct backend *be = arg;
     char why[512];
 
-    if (what & BEV_EVENT_CONNECTED) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
+    if (what & IO_CONNECTED) {
         int one = 1;
 
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void)setsockopt(be->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (be->pool->cf->verify_role) {
             start_verify(be);
             return;
@@ -526,16 +476,16 @@ static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
         backend_ready(be);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT)
+    if (what & IO_TIMEOUT)
         snprintf(why, sizeof(why), "connect timed out after %d ms",
                  be->pool->cf->connect_timeout_ms);
-    else if (what & BEV_EVENT_EOF)
+    else if (what & IO_EOF)
         snprintf(why, sizeof(why), "master closed the connection");
-    else if (bufferevent_socket_get_dns_error(bev) != 0)
+    else if (what & IO_DNS)
         snprintf(why, sizeof(why), "cannot resolve %s: %s", be->pool->master_host,
-                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
+                 evutil_gai_strerror(err));
     else
-        snprintf(why, sizeof(why), "%s", strerror(EVUTIL_SOCKET_ERROR()));
+        snprintf(why, sizeof(why), "%s", strerror(err));
     backend_close(be, why);
 }
 
@@ -594,8 +544,7 @@ static void teardown(struct backend *be, const char *reason, int failure)
     if (pinned != NULL)
         client_backend_closed(pinned, was_connected, reason);
 
-    io_out_detach(&be->out);
-    bufferevent_free(be->bev);
+    io_conn_close(&be->io);
     resp_scan_free(&be->scan);
     free(be->q);
     free(be);

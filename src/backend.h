@@ -19,7 +19,6 @@
 #include "resp.h"
 #include "session.h"
 
-struct bufferevent;
 struct evbuffer;
 struct pool;
 struct client;
@@ -40,8 +39,7 @@ struct backend_entry {
 struct backend {
     uint64_t id;                 /* for logs */
     struct pool *pool;
-    struct bufferevent *bev;
-    struct io_out out;           /* batched writes to bev */
+    struct io_conn io;
     enum backend_state state;
     struct client *pinned;       /* the one owner of a pinned connection, else NULL */
     int slot;                    /* index in pool->shared, -1 if pinned or retired */

@@ -2,12 +2,12 @@
  * client: one application connection, from accept to close.
  *
  *            client socket                           master socket(s)
- *   app ---> bev input ---> parser ---> dispatch ---> backend output ---> redis
+ *   app ---> io input ---> parser ---> dispatch ---> backend output ---> redis
  *                               |          |
  *                               |          +-- local reply (QUIT, PROXY, -TRYAGAIN)
  *                               |              only when nothing is outstanding,
  *                               |              so order is kept
- *   app <--- bev output <------------------------- backend input  <--- redis
+ *   app <--- io output <-------------------------- backend input  <--- redis
  *                      (backend.c moves each reply's bytes to its owner)
  *
  * Buffers: the request bytes stay in the client's input evbuffer until the
@@ -44,7 +44,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "backend.h"
@@ -79,10 +78,11 @@ enum dispatch_rc {
     DISPATCH_STOP,       /* client closed or closing */
 };
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_read_cb(void *arg);
 static void client_drained(void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_event_cb(void *arg, int what, int err);
+
+static const struct io_handler client_io = { client_read_cb, client_drained, client_event_cb };
 static void client_process(struct client *c);
 static void reply_error(struct client *c, const char *fmt, ...) RZ_PRINTF(2, 3);
 
@@ -132,16 +132,14 @@ static void client_set_state(struct client *c, enum client_state to)
     if (from == CLIENT_WAIT_BACKEND && c->waiting_on != NULL)
         backend_remove_waiter(c->waiting_on, c);
     c->state = to;
-    if (c->bev == NULL)
+    if (!io_conn_live(&c->io))
         return;
     /* Reading: unlimited while active; a little more while paused, so EOF is
      * still noticed without buffering without bound. */
-    if (to == CLIENT_ACTIVE) {
-        bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    } else if (to != CLIENT_CLOSING) {
-        size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
-        bufferevent_setwatermark(c->bev, EV_READ, 0, have + CLIENT_PAUSED_READ_MAX);
-    }
+    if (to == CLIENT_ACTIVE)
+        io_conn_read_max(&c->io, 0);
+    else if (to != CLIENT_CLOSING)
+        io_conn_read_max(&c->io, evbuffer_get_length(c->io.in) + CLIENT_PAUSED_READ_MAX);
 }
 
 /* ---- deferred work ----------------------------------------------------- */
@@ -249,17 +247,8 @@ void client_accept(struct pool *p, evutil_socket_t fd, const char *peer)
     session_init(&c->sess);
     c->pinned = !p->cf->backend_sharing;
     c->last_active_ms = util_now_ms();
-    c->bev = bufferevent_socket_new(proxy.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        log_error(p->name, "cannot set up client %s", peer);
-        evutil_closesocket(fd);
-        resp_reqparser_free(c->parser);
-        free(c);
-        return;
-    }
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ);
-    io_out_attach(&c->out, c->bev, 0, client_drained, c);
+    io_conn_accept(&c->io, fd, &client_io, c, 0);
+    io_conn_read(&c->io, 1);
     TAILQ_INSERT_TAIL(&proxy.clients, c, link);
     proxy.nclients++;
     p->nclients++;
@@ -292,11 +281,7 @@ void client_close(struct client *c, const char *fmt, ...)
              reason);
 
     client_set_state(c, CLIENT_ZOMBIE);
-    if (c->bev != NULL) {
-        io_out_detach(&c->out);
-        bufferevent_free(c->bev);
-        c->bev = NULL;
-    }
+    io_conn_close(&c->io);
     proxy.nclients--;
     c->pool->nclients--;
     release_backend_links(c);
@@ -314,20 +299,20 @@ void client_close(struct client *c, const char *fmt, ...)
 /* Write a last reply, stop reading, close once it is flushed. */
 static void begin_closing(struct client *c)
 {
-    bufferevent_disable(c->bev, EV_READ);
+    io_conn_read(&c->io, 0);
     client_set_state(c, CLIENT_CLOSING);
 }
 
 static void close_if_flushed(struct client *c)
 {
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (io_conn_out_len(&c->io) == 0)
         client_close(c, "closed by request");
 }
 
 static void client_close_after(struct client *c, const char *reply, size_t len)
 {
     if (len > 0)
-        evbuffer_add(bufferevent_get_output(c->bev), reply, len);
+        evbuffer_add(c->io.out, reply, len);
     begin_closing(c);
     close_if_flushed(c);
 }
@@ -336,17 +321,16 @@ static void client_close_after(struct client *c, const char *reply, size_t len)
 
 int client_output_full(const struct client *c)
 {
-    return c->bev != NULL &&
-           evbuffer_get_length(bufferevent_get_output(c->bev)) > proxy.conf->output_buffer_limit;
+    return io_conn_out_len(&c->io) > proxy.conf->output_buffer_limit;
 }
 
 void client_deliver(struct client *c, struct evbuffer *from, size_t len)
 {
-    if (c->bev == NULL || c->state == CLIENT_ZOMBIE) {
+    if (!io_conn_live(&c->io) || c->state == CLIENT_ZOMBIE) {
         evbuffer_drain(from, len);
         return;
     }
-    evbuffer_remove_buffer(from, bufferevent_get_output(c->bev), len);
+    evbuffer_remove_buffer(from, c->io.out, len);
     c->pool->stats.reply_bytes += len;
 }
 
@@ -440,8 +424,8 @@ void client_replies_untracked(struct client *c)
 
 void client_reply_failed(struct client *c, const char *err)
 {
-    if (err != NULL && c->bev != NULL && c->state != CLIENT_ZOMBIE)
-        evbuffer_add(bufferevent_get_output(c->bev), err, strlen(err));
+    if (err != NULL && io_conn_live(&c->io) && c->state != CLIENT_ZOMBIE)
+        evbuffer_add(c->io.out, err, strlen(err));
     client_reply_done(c);
 }
 
@@ -483,7 +467,7 @@ void client_backend_closed(struct client *c, int was_connected, const char *why)
 
 static void reply_error(struct client *c, const char *fmt, ...)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
     char line[256];
     va_list ap;
     int n;
@@ -503,7 +487,7 @@ static void reply_error(struct client *c, const char *fmt, ...)
 static void reply_proxy_info(struct client *c)
 {
     struct evbuffer *body = evbuffer_new();
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->io.out;
 
     evbuffer_add_printf(body, "# Proxy\r\nversion:%s\r\nuptime_in_seconds:%llu\r\n"
                         "connected_clients:%d\r\n",
@@ -764,7 +748,7 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
 
 static int check_query_limit(struct client *c)
 {
-    size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
+    size_t have = evbuffer_get_length(c->io.in);
 
     if (have <= proxy.conf->client_query_buffer_limit)
         return 0;
@@ -784,7 +768,7 @@ static enum dispatch_rc protocol_error(struct client *c, const char *err)
         log_notice(c->pool->name, "client %llu (%s): %s", (unsigned long long)c->id, c->peer,
                    err);
         c->fatal = xstrdup(err);
-        bufferevent_disable(c->bev, EV_READ);
+        io_conn_read(&c->io, 0);
     }
     if (c->outstanding > 0)
         return wait_for(c, CLIENT_WAIT_REPLIES);
@@ -828,7 +812,7 @@ static void client_process(struct client *c)
             continue;
         }
         if (!c->have_req) {
-            int r = resp_reqparser_next(c->parser, bufferevent_get_input(c->bev), &c->req, err,
+            int r = resp_reqparser_next(c->parser, c->io.in, &c->req, err,
                                         sizeof(err));
             if (r < 0) {
                 protocol_error(c, err);
@@ -840,7 +824,7 @@ static void client_process(struct client *c)
             }
             c->have_req = 1;
         }
-        rc = dispatch(c, &c->req, bufferevent_get_input(c->bev));
+        rc = dispatch(c, &c->req, c->io.in);
         if (rc == DISPATCH_WAIT)
             return;
         c->have_req = 0;
@@ -851,25 +835,15 @@ static void client_process(struct client *c)
 
 /* ---- socket callbacks -------------------------------------------------- */
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_read_cb(void *arg)
 {
     struct client *c = arg;
 
-    RZ_UNUSED(bev);
     c->last_active_ms = util_now_ms();
     if (c->state == CLIENT_ACTIVE)
         client_process(c);
     else if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE)
         (void)check_query_limit(c);
-}
-
-static void client_write_cb(struct bufferevent *bev, void *arg)
-{
-    struct client *c = arg;
-
-    io_out_written(&c->out);
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        client_drained(c);
 }
 
 /* Everything queued for the client is written. */
@@ -890,23 +864,22 @@ static void client_drained(void *arg)
         schedule(c);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(void *arg, int what, int err)
 {
     struct client *c = arg;
 
-    RZ_UNUSED(bev);
-    if (what & BEV_EVENT_EOF)
+    if (what & IO_EOF)
         client_close(c, "client disconnected");
-    else if (what & BEV_EVENT_ERROR)
-        client_close(c, "socket error: %s", strerror(EVUTIL_SOCKET_ERROR()));
+    else
+        client_close(c, "socket error: %s", strerror(err));
 }
 
 /* ---- housekeeping ------------------------------------------------------ */
 
 static int client_idle(const struct client *c)
 {
-    return c->outstanding == 0 && !session_tied(&c->sess) && c->bev != NULL &&
-           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+    return c->outstanding == 0 && !session_tied(&c->sess) && io_conn_live(&c->io) &&
+           io_conn_out_len(&c->io) == 0 &&
            (c->state == CLIENT_ACTIVE || c->state == CLIENT_WAIT_OUTPUT);
 }
 
@@ -958,8 +931,8 @@ void client_shutdown_begin(void)
     struct client *c;
 
     TAILQ_FOREACH(c, &proxy.clients, link) {
-        if (c->bev != NULL)
-            bufferevent_disable(c->bev, EV_READ);
+        if (io_conn_live(&c->io))
+            io_conn_read(&c->io, 0);
     }
 }
 
@@ -971,7 +944,7 @@ int client_all_idle(void)
     TAILQ_FOREACH(c, &proxy.clients, link) {
         if (c->outstanding > 0)
             return 0;
-        if (c->bev != NULL && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        if (io_conn_out_len(&c->io) > 0)
             return 0;
     }
     return 1;

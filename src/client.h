@@ -17,7 +17,6 @@
 
 struct pool;
 struct backend;
-struct bufferevent;
 struct evbuffer;
 struct client_keep;
 
@@ -34,8 +33,7 @@ enum client_state {
 struct client {
     uint64_t id;                 /* for logs, and to spread clients over shared connections */
     struct pool *pool;
-    struct bufferevent *bev;     /* NULL once the socket is closed */
-    struct io_out out;           /* batched writes to bev */
+    struct io_conn io;           /* the socket; not live once closed */
     char peer[64];               /* "ip:port" or "unix" */
     enum client_state state;
     struct resp_reqparser *parser;

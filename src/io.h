@@ -1,14 +1,16 @@
 /*
- * io: batched writes for bufferevent outputs.
+ * io: one non-blocking socket with an input and an output buffer, read and
+ * written by the loop. Clients and backends each embed one.
  *
- * Left to itself, a socket bufferevent registers its write event every time
- * its output goes from empty to non-empty and removes it once drained: two
- * epoll_ctl calls per request and reply, more than the read and the write
- * themselves. Instead, a connection attached here keeps EV_WRITE disabled;
- * appending to its output puts it on a list, and once the callbacks of this
- * loop iteration have run, one writev per connection sends everything
- * queued (many clients' requests to a shared backend in one write). Only a
- * socket that cannot take it all gets its write event back until it drains.
+ * Why not libevent's bufferevents: every bufferevent read asks the kernel
+ * how much is readable (ioctl FIONREAD) and then reads at most 4 KiB, and
+ * every reply or request made it add and remove its write event (two
+ * epoll_ctl). Here a read is one readv() into the input's free space, sized
+ * by how much the last read found; and writes are batched: appending to the
+ * output lists the connection, and once the callbacks of this loop
+ * iteration have run, one writev per connection sends everything queued
+ * (many clients' requests to a shared backend in one write). Only a socket
+ * that cannot take it all gets a write event, until it drains.
  */
 #ifndef RZ_IO_H
 #define RZ_IO_H
@@ -16,29 +18,69 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
-struct bufferevent;
+#include <event2/util.h>
 
-struct io_out {
-    struct bufferevent *bev;
-    size_t low;                      /* drained() once output is at or below this */
-    void (*drained)(void *arg);      /* what the bufferevent's write callback would do */
+struct event;
+struct evbuffer;
+struct io_lookup;
+
+/* What happened, for io_handler.event. */
+#define IO_CONNECTED 0x01    /* an outgoing connect completed */
+#define IO_EOF       0x02    /* the peer closed */
+#define IO_ERROR     0x04    /* err is an errno, or with IO_DNS a getaddrinfo code */
+#define IO_TIMEOUT   0x08    /* connect, or the read timeout */
+#define IO_DNS       0x10
+
+struct io_handler {
+    void (*read)(void *arg);                  /* input has new bytes */
+    void (*drained)(void *arg);               /* a write left at most `low` bytes queued */
+    void (*event)(void *arg, int what, int err);  /* except IO_CONNECTED, the owner closes */
+};
+
+struct io_conn {
+    evutil_socket_t fd;          /* -1 while resolving, and once closed */
+    struct evbuffer *in, *out;   /* NULL once closed */
+    struct event *rd, *wr;
+    const struct io_handler *h;
     void *arg;
-    int listed;                      /* on the flush list */
-    int waiting;                     /* EV_WRITE enabled: the socket was full */
-    TAILQ_ENTRY(io_out) link;
+    size_t low;                  /* see io_handler.drained */
+    size_t read_max;             /* stop reading while the input holds this much, 0 = no limit */
+    size_t rsize;                /* next read's size: grows while reads fill it */
+    int read_ms;                 /* read timeout while reading, 0 = none */
+    int connect_ms;
+    int conn_err;                /* a connect failure to report from the loop */
+    int dns_err;
+    unsigned reading : 1;        /* the owner wants input */
+    unsigned rd_on : 1;          /* rd is added */
+    unsigned connecting : 1;
+    unsigned listed : 1;         /* on the flush list */
+    unsigned waiting : 1;        /* wr is added: the socket was full */
+    struct io_lookup *lookup;    /* host name being resolved */
+    TAILQ_ENTRY(io_conn) link;
 };
 
 void io_init(void);
 void io_free(void);
 
-/* Take over the writes of bev. drained(arg) is called when a flush leaves
- * at most `low` bytes; the bufferevent's own write callback must call
- * io_out_written() (it only runs while the socket was full). */
-void io_out_attach(struct io_out *o, struct bufferevent *bev, size_t low,
-                   void (*drained)(void *arg), void *arg);
-/* Before bufferevent_free(). */
-void io_out_detach(struct io_out *o);
-/* From the bufferevent's write callback: libevent wrote what was left. */
-void io_out_written(struct io_out *o);
+/* Take over an accepted, non-blocking socket. Reading starts off. */
+void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handler *h, void *arg,
+                    size_t low);
+/* Connect to host:port (an address, or a name resolved without blocking).
+ * The outcome (IO_CONNECTED, or an error or timeout after connect_ms)
+ * always arrives from the loop, never from inside this call. Writes queue
+ * up meanwhile. */
+void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
+                     const struct io_handler *h, void *arg, size_t low);
+/* Close the socket and free the buffers; no callback runs afterwards. */
+void io_conn_close(struct io_conn *c);
+int io_conn_live(const struct io_conn *c);
+
+void io_conn_read(struct io_conn *c, int on);
+void io_conn_read_max(struct io_conn *c, size_t max);
+void io_conn_read_timeout(struct io_conn *c, int ms);
+/* Bytes already in the input were left unprocessed: call read() again
+ * from the loop. */
+void io_conn_read_again(struct io_conn *c);
+size_t io_conn_out_len(const struct io_conn *c);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-static void oom(size_t size)
+void util_oom(size_t size)
 {
     log_write(LOGL_ERROR, NULL, "out of memory allocating %zu bytes, aborting", size);
     abort();
@@ -18,7 +18,7 @@ void *xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
     if (p == NULL)
-        oom(size);
+        util_oom(size);
     return p;
 }
 
@@ -26,7 +26,7 @@ void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL)
-        oom(n * size);
+        util_oom(n * size);
     return p;
 }
 
@@ -34,7 +34,7 @@ void *xrealloc(void *old, size_t size)
 {
     void *p = realloc(old, size ? size : 1);
     if (p == NULL)
-        oom(size);
+        util_oom(size);
     return p;
 }
 

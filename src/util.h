@@ -21,6 +21,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+/* Log and abort(): for libraries' allocators that return NULL. */
+void util_oom(size_t size) __attribute__((noreturn));
 
 /* Monotonic clock in milliseconds; for timers, never for wall time. */
 uint64_t util_now_ms(void);

@@ -405,7 +405,7 @@ def proxy_factory(tmp_path, request):
     started = []
 
     def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True, nofile=None,
-             extra_pools=None):
+             extra_pools=None, master_host=LOCALHOST):
         master_port = master if isinstance(master, int) or master is None else master.port
         if DIRECT:
             if master_port is None:
@@ -415,7 +415,7 @@ def proxy_factory(tmp_path, request):
         port = free_port()
         unix_path = str(tmp_path / ("rz%d.sock" % n)) if unix else None
         conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port,
-                          None if master_port is None else "%s:%d" % (LOCALHOST, master_port),
+                          None if master_port is None else "%s:%d" % (master_host, master_port),
                           sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool,
                           extra_pools=extra_pools)
         logpath = str(tmp_path / ("rzproxy%d.log" % n))

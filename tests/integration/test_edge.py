@@ -283,6 +283,19 @@ def test_long_command_name_and_args(proxy, r):
 # ---------------------------------------------------------------- backend closed by redis
 
 @pytest.mark.proxy_only
+@pytest.mark.proxy_only
+def test_master_given_as_host_name(proxy_factory, redis_server, r, sharing):
+    """A master named by host name is resolved without blocking the loop
+    (libevent's resolver reads /etc/hosts first: no query leaves the machine)."""
+    px = proxy_factory(redis_server, sharing=sharing, master_host="localhost")
+    with px.raw() as c:
+        assert c.call("SET", "byname", "1") == "OK"
+        assert c.call("INCR", "byname") == 2
+    assert r.get("byname") == b"2"
+    with open(px.logpath, "rb") as f:
+        assert b"cannot resolve" not in f.read()
+
+
 def test_shared_backend_closed_by_redis_idle_timeout(proxy_factory, redis_factory):
     """redis `timeout 1` closes idle shared backend connections; clients with
     nothing outstanding must not notice."""
