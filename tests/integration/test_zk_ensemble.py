@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, RespConn, wait_for
-from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info
+from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info, AckWriter
 
 pytestmark = pytest.mark.proxy_only
 
@@ -123,34 +123,10 @@ class Monitor(threading.Thread):
         self.conn.close()
 
 
-class Writer(threading.Thread):
-    """SET w:<n> <n> through the proxy as fast as replies come back."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.acked = []           # (n, monotonic time of the reply)
-        self.errors = []
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        n = 0
-        try:
-            with RespConn.tcp(self.port, timeout=20) as c:
-                while not self.stop_ev.is_set():
-                    rep = c.call("SET", "w:%d" % n, n, timeout=20)
-                    if rep == "OK":
-                        self.acked.append((n, time.monotonic()))
-                    else:
-                        self.errors.append((n, str(rep)))
-                        time.sleep(0.01)
-                    n += 1
-        except Exception as e:
-            self.errors.append((n, "exception: %r" % e))
-
-    def stop(self):
-        self.stop_ev.set()
-        self.join(25)
+def set_writer(px):
+    """SET w:<n> <n> through the proxy as fast as replies come back; errors
+    are recorded and the next n sent 10 ms later."""
+    return AckWriter(px, [("SET", "w:{seq}", "{seq}")], timeout=20, is_ack=lambda rep: rep == "OK")
 
 
 @pytest.mark.parametrize("stop_s", [3.5, 1.0], ids=["beyond-timeout", "within-timeout"])
@@ -169,11 +145,11 @@ def test_master_changed_while_partitioned(zk_ensemble, kz_factory, zk_proxy_fact
     sid = session_id(f, px)
     mon = Monitor(a)
     mon.start()
-    w = Writer(px.port)
+    w = set_writer(px)
     w.start()
     adm = a.client()
     try:
-        wait_for(lambda: len(w.acked) >= 200, timeout=10, what="writes through the proxy")
+        wait_for(lambda: len(w.acks) >= 200, timeout=10, what="writes through the proxy")
         os.kill(px.pid, signal.SIGSTOP)
         t_stop = time.monotonic()
         try:
@@ -182,12 +158,12 @@ def test_master_changed_while_partitioned(zk_ensemble, kz_factory, zk_proxy_fact
             st = zstat(kz, znode_path)
             marker = "rz-marker-%d" % st.mzxid
             assert adm.echo(marker) == marker.encode()
-            n_before = len(w.acked)
+            n_before = len(w.acks)
             time.sleep(max(0.0, stop_s - (time.monotonic() - t_stop)))
         finally:
             os.kill(px.pid, signal.SIGCONT)
         f = wait_ready(px, hp(b), timeout=10)
-        wait_for(lambda: len(w.acked) >= n_before + 200, timeout=10, what="writes after the switch")
+        wait_for(lambda: len(w.acks) >= n_before + 200, timeout=10, what="writes after the switch")
     finally:
         w.stop()
         time.sleep(0.1)
@@ -198,12 +174,13 @@ def test_master_changed_while_partitioned(zk_ensemble, kz_factory, zk_proxy_fact
     late = [l for l in lines[idx[0] + 1:] if '"w:' in l]
     assert not late, ("%d writes reached the OLD master after the znode change (proxy stopped %.1fs, "
                       "session timeout 2000 ms); first: %s" % (len(late), stop_s, late[:3]))
-    assert not [e for e in w.errors if not e[1].startswith("TRYAGAIN")], w.errors[:5]
+    assert w.failure is None, w.failure
+    assert not [e for e in w.errors if not e.text.startswith("TRYAGAIN")], w.errors[:5]
     # every acknowledged write is on exactly one of the two servers
     ca, cb = a.client(), b.client()
     on_a = {int(k.split(b":")[1]) for k in ca.keys("w:*")}
     on_b = {int(k.split(b":")[1]) for k in cb.keys("w:*")}
-    acked = {n for n, _ in w.acked}
+    acked = {ack.seq for ack in w.acks}
     assert acked <= (on_a | on_b), "acknowledged writes missing: %s" % sorted(acked - on_a - on_b)[:10]
     assert not (on_a & on_b)
     assert on_b and min(on_b) > max(on_a), "writes interleaved between masters: max on a %d, min on b %d" % (
@@ -233,11 +210,11 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
     kz = kz_factory(",".join(s.hostport for s in others))
     mon = Monitor(a)
     mon.start()
-    w = Writer(px.port)
+    w = set_writer(px)
     w.start()
     adm = a.client()
     try:
-        wait_for(lambda: len(w.acked) >= 100, timeout=10, what="writes through the proxy")
+        wait_for(lambda: len(w.acks) >= 100, timeout=10, what="writes through the proxy")
         t0 = time.monotonic()
         conn.pause()
         try:
@@ -250,8 +227,8 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
             assert adm.echo(marker) == marker.encode()
             f = wait_ready(px, hp(b), timeout=10)
             t_ready = time.monotonic() - t0
-            n = len(w.acked)
-            wait_for(lambda: len(w.acked) >= n + 100, timeout=10, what="writes after the switch")
+            n = len(w.acks)
+            wait_for(lambda: len(w.acks) >= n + 100, timeout=10, what="writes after the switch")
         finally:
             conn.resume()
     finally:
@@ -275,7 +252,8 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
     ca, cb = a.client(), b.client()
     on_a = {int(k.split(b":")[1]) for k in ca.keys("w:*")}
     on_b = {int(k.split(b":")[1]) for k in cb.keys("w:*")}
-    acked = {n for n, _ in w.acked}
+    acked = {ack.seq for ack in w.acks}
     assert acked <= (on_a | on_b), "acknowledged writes missing: %s" % sorted(acked - on_a - on_b)[:10]
     assert on_b and min(on_b) > max(on_a)
-    assert not [e for e in w.errors if not e[1].startswith("TRYAGAIN")], w.errors[:5]
+    assert w.failure is None, w.failure
+    assert not [e for e in w.errors if not e.text.startswith("TRYAGAIN")], w.errors[:5]
