@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (LOCALHOST, Error, RespConn, encode, expect_bytes, free_port, rss_kb, wait_for)
 from zkutil import (zset, zdelete, zstat, plain, rf_json, pool_info, wait_state, tryagain, fmt_info,
-                    hp, wait_master)
+                    hp, wait_master, switch_and_set)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -323,9 +323,7 @@ def test_tryagain_reasons(zk_server, kz, zk_proxy_factory, two, znode_path):
         zset(kz, znode_path, plain("%s:%d" % (LOCALHOST, dead)))
         wait_master(px, "%s:%d" % (LOCALHOST, dead), timeout=5)
         assert tryagain(c.call("SET", "dead", "1", timeout=5)) == "master unreachable"
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a), timeout=5)
-        assert c.call("SET", "ok", "1", timeout=5) == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "ok", "1", timeout=5)
     assert a.client().keys("t*") == [] and a.client().get("ok") == b"1"
     log = open(px.logpath, errors="replace").read()
     for _, state, reason in steps:
@@ -786,9 +784,7 @@ def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znod
         rep = c.call("SET", "f", "3")
         assert rep == "TRYAGAIN master is read-only", rep
         wait_state(px, "FENCED")
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "f", "4") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "f", "4")
     assert a.client().get("f") == b"4"
 
 
@@ -837,9 +833,7 @@ def test_pinned_state_survives_switch(zk_server, kz, zk_proxy_factory, two, znod
         assert c.call("SELECT", "3") == "OK"
         assert c.call("CLIENT", "SETNAME", "moved-client") == "OK"
         assert c.call("SET", "k", "on-a") == "OK"
-        zset(kz, znode_path, plain(hp(b)))
-        wait_master(px, hp(b))
-        assert c.call("SET", "k", "on-b") == "OK"
+        switch_and_set(kz, znode_path, px, c, b, "k", "on-b")
         assert c.call("CLIENT", "GETNAME") == b"moved-client"
         assert c.call("ACL", "WHOAMI") == b"app"
         assert c.nothing_pending(0.1)
@@ -888,8 +882,6 @@ def test_verify_role_refuses_a_replica(zk_server, kz, zk_proxy_factory, two, zno
         # only the proxy's ROLE (and our own INFO) reached the replica
         after = int(b.client().info("stats")["total_commands_processed"])
         assert after - before <= 3, (before, after)
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "v", "1") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "v", "1")
     assert a.client().get("v") == b"1"
     assert "verify-role: ROLE says" in px.log_tail(80), px.log_tail(80)

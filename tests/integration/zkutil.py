@@ -498,6 +498,15 @@ def wait_master(px, master, pool="main", timeout=10.0, port=None):
         raise AssertionError("%s\nlast: %s\nlog:\n%s" % (e, fmt_info(last), px.log_tail(20))) from None
 
 
+def switch_and_set(kz, path, px, c, srv, key, value, timeout=10.0):
+    """Point the znode at path to srv (a RedisServer), wait until the proxy
+    is READY on it, and SET key value through c: it must be acknowledged."""
+    zset(kz, path, plain(hp(srv)))
+    wait_master(px, hp(srv), timeout=timeout)
+    rep = c.call("SET", key, value, timeout=timeout)
+    assert rep == "OK", "SET %s through the proxy now on %s: %r" % (key, hp(srv), rep)
+
+
 def make_replica(replica, master, timeout=10.0):
     """SLAVEOF and wait for the link (RedisServer objects)."""
     replica.client().slaveof(LOCALHOST, master.port)
