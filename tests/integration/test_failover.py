@@ -14,7 +14,7 @@ import pytest
 
 from conftest import encode, wait_for
 from zkutil import (zset, plain, pool_info, wait_state, tryagain, fmt_info, hp, wait_master,
-                    make_replica, Monitor, AckWriter, LOST)
+                    make_replica, Monitor, AckWriter, LOST, switch_and_set)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -61,9 +61,7 @@ def test_refused_pipeline_gets_tryagain(zk_server, kz, zk_proxy_factory, two, zn
         assert c.read_reply(timeout=10) == "TRYAGAIN master is read-only"
         assert c.read_reply(timeout=10) == "TRYAGAIN master is read-only"
         wait_state(px, "FENCED")
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "p", "3") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "p", "3")
     assert a.client().get("p") == b"3"
 
 
