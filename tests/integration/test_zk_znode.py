@@ -6,6 +6,7 @@ One standalone ZooKeeper serves the whole module (nobody stops it here: see
 test_zk_session.py for that); every test has its own znode path and its own
 redis-servers, and asserts where the data landed on the servers directly."""
 
+import contextlib
 import threading
 import time
 
@@ -368,6 +369,30 @@ def test_block_timeout(zk_server, kz, zk_proxy_factory, znode_path, reason_setup
         assert 0.9 <= time.monotonic() - t1 <= 2.0
 
 
+@contextlib.contextmanager
+def rewriting(kz, path, data, every):
+    """A director rewriting the znode with data every `every` seconds while
+    the block runs. Yields the list of the rewriter's exceptions (repr), for
+    the test to check after the block."""
+    stop = threading.Event()
+    errors = []
+
+    def rewriter():
+        try:
+            while not stop.wait(every):
+                zset(kz, path, data)
+        except Exception as e:          # pragma: no cover - reported by the test
+            errors.append(repr(e))
+
+    th = threading.Thread(target=rewriter, daemon=True)
+    th.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        th.join(5)
+
+
 # ---------------------------------------------------------------- znode-max-age
 
 def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
@@ -379,19 +404,7 @@ def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
     zset(kz, znode_path, plain(hp(a)))
     px = zk_proxy_factory(zk_server, znode_path, pool={"znode-max-age": "1500", "block-timeout": "500"})
     wait_master(px, hp(a))
-    stop = threading.Event()
-    errors = []
-
-    def rewriter():
-        try:
-            while not stop.wait(0.3):
-                zset(kz, znode_path, plain(hp(a)))
-        except Exception as e:          # pragma: no cover - reported below
-            errors.append(repr(e))
-
-    th = threading.Thread(target=rewriter, daemon=True)
-    th.start()
-    try:
+    with rewriting(kz, znode_path, plain(hp(a)), 0.3) as errors:
         states = {}
         with px.raw() as c:
             t_end = time.monotonic() + 3.5
@@ -405,9 +418,6 @@ def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
                 i += 1
                 time.sleep(0.05)
         print("states sampled while rewritten every 300 ms: %r" % states)
-    finally:
-        stop.set()
-        th.join(5)
     assert not errors, errors
     t_stop = time.monotonic()
     f = wait_state(px, "STALE", timeout=4)
@@ -679,20 +689,8 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
     zset(kz, znode_path, plain(hp(a)))
     px = zk_proxy_factory(zk_server, znode_path, pool={"on-no-master": "tryagain"})
     wait_master(px, hp(a))
-    stop = threading.Event()
-    failures = []
-
-    def rewriter():
-        try:
-            while not stop.wait(0.05):
-                zset(kz, znode_path, plain(hp(a)))
-        except Exception as e:          # pragma: no cover - reported below
-            failures.append(repr(e))
-
-    th = threading.Thread(target=rewriter, daemon=True)
-    th.start()
     replies = []
-    try:
+    with rewriting(kz, znode_path, plain(hp(a)), 0.05) as failures:
         with px.raw() as c:
             t_end = time.monotonic() + 2.0
             n = 0
@@ -701,9 +699,6 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
                 for k in range(10):
                     replies.append(c.read_reply(timeout=10))
                 n += 10
-    finally:
-        stop.set()
-        th.join(5)
     assert not failures, failures
     errors = [r for r in replies if isinstance(r, Error)]
     assert not errors, "%d errors among %d replies, e.g. %r" % (len(errors), len(replies), errors[:3])
