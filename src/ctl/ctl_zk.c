@@ -248,6 +248,21 @@ static enum ctl_zk_result fail(int rc, const char *what, const char *path, char 
     return CTL_ZK_ERROR;
 }
 
+/* A write's last rc as a result. conflict is the refusal this call reports
+ * as such: ZBADVERSION for set and delete, ZNODEEXISTS for create. Any other
+ * error is CTL_ZK_ERROR, with err saying what failed. */
+static enum ctl_zk_result result_of(int rc, int conflict, const char *what, const char *path,
+                                    char *err, size_t errlen)
+{
+    if (rc == ZOK)
+        return CTL_ZK_OK;
+    if (rc == conflict)
+        return conflict == ZNODEEXISTS ? CTL_ZK_NODE_EXISTS : CTL_ZK_BAD_VERSION;
+    if (rc == ZNONODE)
+        return CTL_ZK_NO_NODE;
+    return fail(rc, what, path, err, errlen);
+}
+
 /* ---- read ---------------------------------------------------------------- */
 
 void ctl_znode_free(struct ctl_znode *n)
@@ -394,13 +409,7 @@ enum ctl_zk_result ctl_zk_set(struct ctl_zk *zk, const char *path, const char *d
     }
     if (rc == ZOK && new_version != NULL)
         *new_version = st.version;
-    if (rc == ZOK)
-        return CTL_ZK_OK;
-    if (rc == ZBADVERSION)
-        return CTL_ZK_BAD_VERSION;
-    if (rc == ZNONODE)
-        return CTL_ZK_NO_NODE;
-    return fail(rc, "cannot write", path, err, errlen);
+    return result_of(rc, ZBADVERSION, "cannot write", path, err, errlen);
 }
 
 enum ctl_zk_result ctl_zk_delete(struct ctl_zk *zk, const char *path, int32_t version,
@@ -413,13 +422,7 @@ enum ctl_zk_result ctl_zk_delete(struct ctl_zk *zk, const char *path, int32_t ve
         retried = 1;
     if (rc == ZNONODE && retried)
         rc = ZOK;                    /* our first attempt went through: the node is gone */
-    if (rc == ZOK)
-        return CTL_ZK_OK;
-    if (rc == ZBADVERSION)
-        return CTL_ZK_BAD_VERSION;
-    if (rc == ZNONODE)
-        return CTL_ZK_NO_NODE;
-    return fail(rc, "cannot delete", path, err, errlen);
+    return result_of(rc, ZBADVERSION, "cannot delete", path, err, errlen);
 }
 
 enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char *data, size_t len,
@@ -440,13 +443,7 @@ enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char
         retried = 1;
     if (rc == ZNODEEXISTS && retried && holds(zk, path, data, len, 0))
         rc = ZOK;                    /* our first attempt went through */
-    if (rc == ZOK)
-        return CTL_ZK_OK;
-    if (rc == ZNODEEXISTS)
-        return CTL_ZK_NODE_EXISTS;
-    if (rc == ZNONODE)
-        return CTL_ZK_NO_NODE;
-    return fail(rc, "cannot create", path, err, errlen);
+    return result_of(rc, ZNODEEXISTS, "cannot create", path, err, errlen);
 }
 
 /* ---- ACL text ------------------------------------------------------------ */

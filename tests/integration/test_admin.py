@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from conftest import LOCALHOST, RZPROXY, free_port, wait_for, write_conf
-from zkutil import zset, zdelete, zstat, plain, hp, wait_master, wait_state
+from zkutil import zset, zdelete, zstat, plain, hp, wait_master, wait_state, switch_and_set
 
 pytestmark = pytest.mark.proxy_only
 
@@ -120,9 +120,7 @@ def test_metrics_healthz_info_follow_the_pool(zk_server, kz, zk_proxy_factory, r
         assert metric(s2, "rzproxy_pool_gated_seconds_total", pool="main") > \
             metric(s1, "rzproxy_pool_gated_seconds_total", pool="main")
 
-        zset(kz, znode_path, plain(hp(b)))
-        wait_master(px, hp(b))
-        assert c.call("SET", "x", "2") == "OK"
+        switch_and_set(kz, znode_path, px, c, b, "x", "2")
     wait_for(lambda: get(admin, "/healthz")[0] == 200, timeout=5, what="healthz 200 again")
     s3 = parse_prometheus(get(admin, "/metrics")[2])
     assert metric(s3, "rzproxy_pool_master", pool="main", master=hp(b)) == 1

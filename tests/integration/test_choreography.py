@@ -18,12 +18,12 @@ import os
 import re
 import subprocess
 import threading
-import time
 
 import pytest
 
 from conftest import LOCALHOST, wait_for
-from zkutil import zset, rf_json, hp, wait_master, make_replica, pool_info, fmt_info, Monitor
+from zkutil import (zset, rf_json, hp, wait_master, make_replica, pool_info, fmt_info, Monitor,
+                    AckWriter)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -40,51 +40,24 @@ def ctl(confpath, *args, timeout=30):
     return p.returncode, p.stdout.decode("utf-8", "replace")
 
 
-class Writer(threading.Thread):
-    """INCR c:<i> then RPUSH l:<i> <seq>, one at a time, remembering every
-    acknowledged reply. -TRYAGAIN means "did not run": wait a little and
-    send the same command again. Any other error is recorded."""
+def writer(px, idx, stop, setup=()):
+    """INCR c:<idx> then RPUSH l:<idx> <seq>, one at a time on one connection
+    (left open for the test), remembering every acknowledged reply.
+    -TRYAGAIN means "did not run": wait a little and send the same command
+    again. Any other error is recorded and ends the writer."""
+    return AckWriter(px, [("INCR", "c:{idx}"), ("RPUSH", "l:{idx}", "{seq}")], idx=idx, stop=stop,
+                     setup=setup, timeout=30, retry_tryagain=True, stop_on_error=True,
+                     keep_open=True)
 
-    def __init__(self, px, idx, stop, setup=()):
-        super().__init__(daemon=True)
-        self.px, self.idx, self.stop, self.setup = px, idx, stop, setup
-        self.incr_acks, self.push_acks = [], []
-        self.tryagains, self.errors, self.failure = 0, [], None
-        self.conn = None
 
-    def op(self, *args):
-        while True:
-            rep = self.conn.call(*args, timeout=30)
-            if isinstance(rep, str) and rep.startswith("TRYAGAIN "):
-                self.tryagains += 1
-                time.sleep(0.01)
-                continue
-            return rep
+def incr_acks(w):
+    """The INCR replies the writer got, in order."""
+    return [a.reply for a in w.acks if a.cmd == "INCR"]
 
-    def run(self):
-        try:
-            self.conn = self.px.raw(timeout=30)
-            for cmd in self.setup:
-                assert self.conn.call(*cmd) == "OK", cmd
-            seq = 0
-            while not self.stop.is_set():
-                rep = self.op("INCR", "c:%d" % self.idx)
-                if not isinstance(rep, int):
-                    self.errors.append(("INCR", str(rep)))
-                    return
-                self.incr_acks.append(rep)
-                rep = self.op("RPUSH", "l:%d" % self.idx, seq)
-                if not isinstance(rep, int):
-                    self.errors.append(("RPUSH", str(rep)))
-                    return
-                self.push_acks.append(seq)
-                seq += 1
-        except Exception as e:
-            self.failure = repr(e)
 
-    @property
-    def ops(self):
-        return len(self.incr_acks) + len(self.push_acks)
+def push_acks(w):
+    """The sequence numbers whose RPUSH was acknowledged, in order."""
+    return [a.seq for a in w.acks if a.cmd == "RPUSH"]
 
 
 def log_times(px, text):
@@ -156,15 +129,15 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
     wait_master(px, hp(servers[0]))
     monitors = [Monitor(s) for s in servers]
     stop = threading.Event()
-    writers = [Writer(px, i, stop) for i in range(4)]
-    stateful = Writer(px, 9, stop, setup=[("AUTH", "app", "apppw"), ("SELECT", "3"),
+    writers = [writer(px, i, stop) for i in range(4)]
+    stateful = writer(px, 9, stop, setup=[("AUTH", "app", "apppw"), ("SELECT", "3"),
                                          ("CLIENT", "SETNAME", "sw")])
     writers.append(stateful)
     for w in writers:
         w.start()
     current, outputs = 0, []
     try:
-        wait_for(lambda: all(w.ops >= 20 for w in writers), timeout=10, what="writers started")
+        wait_for(lambda: all(len(w.acks) >= 20 for w in writers), timeout=10, what="writers started")
         for k in range(ROTATIONS):
             nxt = (current + 1) % 3
             rc, out = ctl(px.confpath, "failover", "--to", hp(servers[nxt]))
@@ -172,8 +145,8 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
             assert rc == 0, "rotation %d: rzproxy-ctl failover exit %d:\n%s" % (k, rc, out)
             wait_master(px, hp(servers[nxt]), timeout=10)
             current = nxt
-            before = [w.ops for w in writers]
-            wait_for(lambda: all(w.ops >= b + 4 or w.failure or w.errors
+            before = [len(w.acks) for w in writers]
+            wait_for(lambda: all(len(w.acks) >= b + 4 or w.failure or w.errors
                                  for w, b in zip(writers, before)),
                      timeout=15, what="every writer progressing on the new master")
     finally:
@@ -190,13 +163,14 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
     for w in writers:
         db = 3 if w is stateful else 0
         c = final.client(db=db)
-        assert w.incr_acks == list(range(1, len(w.incr_acks) + 1)), "writer %d: INCR replies out of step" % w.idx
-        assert int(c.get("c:%d" % w.idx) or 0) == len(w.incr_acks), \
+        incrs, pushes = incr_acks(w), push_acks(w)
+        assert incrs == list(range(1, len(incrs) + 1)), "writer %d: INCR replies out of step" % w.idx
+        assert int(c.get("c:%d" % w.idx) or 0) == len(incrs), \
             "writer %d: counter %s on the final master, %d acknowledged" % (
-                w.idx, c.get("c:%d" % w.idx), len(w.incr_acks))
+                w.idx, c.get("c:%d" % w.idx), len(incrs))
         got = [int(x) for x in c.lrange("l:%d" % w.idx, 0, -1)]
-        assert got == w.push_acks, "writer %d: list differs from the acknowledged pushes (%d vs %d)" % (
-            w.idx, len(got), len(w.push_acks))
+        assert got == pushes, "writer %d: list differs from the acknowledged pushes (%d vs %d)" % (
+            w.idx, len(got), len(pushes))
     # the stateful writer's state moved with it every time
     assert stateful.conn.call("CLIENT", "GETNAME") == b"sw"
     assert stateful.conn.call("ACL", "WHOAMI") == b"app"

@@ -14,12 +14,9 @@ import pytest
 
 from conftest import encode, wait_for
 from zkutil import (zset, plain, pool_info, wait_state, tryagain, fmt_info, hp, wait_master,
-                    make_replica, Monitor)
+                    make_replica, Monitor, AckWriter, LOST, switch_and_set)
 
 pytestmark = pytest.mark.proxy_only
-
-LOST = "ERR connection to master lost; the command may or may not have run"
-
 
 # ---------------------------------------------------------------- -READONLY
 
@@ -64,9 +61,7 @@ def test_refused_pipeline_gets_tryagain(zk_server, kz, zk_proxy_factory, two, zn
         assert c.read_reply(timeout=10) == "TRYAGAIN master is read-only"
         assert c.read_reply(timeout=10) == "TRYAGAIN master is read-only"
         wait_state(px, "FENCED")
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "p", "3") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "p", "3")
     assert a.client().get("p") == b"3"
 
 
@@ -133,42 +128,6 @@ def test_stalled_master_bounded_by_drain_timeout(zk_server, kz, zk_proxy_factory
 
 # ---------------------------------------------------------------- master killed
 
-class Writer(threading.Thread):
-    """INCR on its own key in a loop through the proxy; records every reply.
-    Reconnects when the proxy closes the connection."""
-
-    def __init__(self, px, idx, stop):
-        super().__init__(daemon=True)
-        self.px, self.idx, self.stop = px, idx, stop
-        self.oks, self.errors, self.failure = 0, [], None
-
-    def run(self):
-        c = None
-        try:
-            while not self.stop.is_set():
-                if c is None:
-                    c = self.px.raw(timeout=15)
-                try:
-                    rep = c.call("INCR", "k:%d" % self.idx, timeout=15)
-                except Exception:
-                    c.close()
-                    c = None
-                    continue
-                if isinstance(rep, int):
-                    self.oks += 1
-                else:
-                    self.errors.append(str(rep))
-                    if rep == LOST:
-                        c.close()
-                        c = None
-                    time.sleep(0.005)
-        except Exception as e:
-            self.failure = repr(e)
-        finally:
-            if c is not None:
-                c.close()
-
-
 @pytest.mark.parametrize("mode", ["block", "tryagain"])
 def test_master_killed_without_znode_change(zk_server, kz, zk_proxy_factory, two, znode_path, mode):
     """The master dies (SIGKILL) and the znode still names it. Commands in
@@ -181,21 +140,23 @@ def test_master_killed_without_znode_change(zk_server, kz, zk_proxy_factory, two
                           pool={"on-no-master": mode, "block-timeout": "20000"})
     wait_master(px, hp(a))
     stop = threading.Event()
-    ws = [Writer(px, i, stop) for i in range(3)]
+    # INCR on its own key, reconnecting when the proxy closes the connection
+    ws = [AckWriter(px, [("INCR", "k:{idx}")], idx=i, stop=stop, error_pause=0.005, reconnect=True)
+          for i in range(3)]
     for w in ws:
         w.start()
     try:
-        wait_for(lambda: all(w.oks >= 50 for w in ws), timeout=10, what="writes on a")
+        wait_for(lambda: all(len(w.acks) >= 50 for w in ws), timeout=10, what="writes on a")
         a.kill()
         time.sleep(1.0)
-        before = [w.oks for w in ws]
+        before = [len(w.acks) for w in ws]
         time.sleep(0.5)
-        assert [w.oks for w in ws] == before, "writes acknowledged with the master dead"
+        assert [len(w.acks) for w in ws] == before, "writes acknowledged with the master dead"
         f = pool_info(px)
         assert f.get("reason") == "master unreachable", fmt_info(f)
         zset(kz, znode_path, plain(hp(b)))
         wait_master(px, hp(b))
-        wait_for(lambda: all(w.oks >= before[i] + 50 for i, w in enumerate(ws)), timeout=10,
+        wait_for(lambda: all(len(w.acks) >= before[i] + 50 for i, w in enumerate(ws)), timeout=10,
                  what="writes on b")
     finally:
         stop.set()
@@ -204,10 +165,10 @@ def test_master_killed_without_znode_change(zk_server, kz, zk_proxy_factory, two
     for w in ws:
         assert w.failure is None, w.failure
         allowed = {LOST} if mode == "block" else {LOST, "TRYAGAIN master unreachable"}
-        assert set(w.errors) <= allowed, w.errors[:5]
-        assert w.errors.count(LOST) <= 1, w.errors[:5]
+        assert set(w.error_texts) <= allowed, w.error_texts[:5]
+        assert w.error_texts.count(LOST) <= 1, w.error_texts[:5]
     if mode == "tryagain":
-        assert any("TRYAGAIN master unreachable" in w.errors for w in ws)
+        assert any("TRYAGAIN master unreachable" in w.error_texts for w in ws)
     assert "unreachable" in px.log_tail(200)
 
 

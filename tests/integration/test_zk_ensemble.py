@@ -4,6 +4,7 @@ leader dies, and the master changes while the proxy is cut off (SIGSTOP of
 the proxy itself) with a client writing through it all along: MONITOR on the
 old master proves that nothing reached it after the change."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, RespConn, wait_for
-from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info
+from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info, AckWriter
 
 pytestmark = pytest.mark.proxy_only
 
@@ -123,34 +124,46 @@ class Monitor(threading.Thread):
         self.conn.close()
 
 
-class Writer(threading.Thread):
-    """SET w:<n> <n> through the proxy as fast as replies come back."""
+@contextlib.contextmanager
+def watched_writer(px, old):
+    """A writer through the proxy, SET w:<n> <n> as fast as replies come back
+    (an error is recorded and the next n sent 10 ms later), and MONITOR on
+    the old master. Yields (writer, monitor); on the way out the writer
+    stops, then MONITOR 0.1 s later."""
+    mon = Monitor(old)
+    mon.start()
+    w = AckWriter(px, [("SET", "w:{seq}", "{seq}")], timeout=20, is_ack=lambda rep: rep == "OK")
+    w.start()
+    try:
+        yield w, mon
+    finally:
+        w.stop()
+        time.sleep(0.1)
+        mon.stop()
 
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.acked = []           # (n, monotonic time of the reply)
-        self.errors = []
-        self.stop_ev = threading.Event()
 
-    def run(self):
-        n = 0
-        try:
-            with RespConn.tcp(self.port, timeout=20) as c:
-                while not self.stop_ev.is_set():
-                    rep = c.call("SET", "w:%d" % n, n, timeout=20)
-                    if rep == "OK":
-                        self.acked.append((n, time.monotonic()))
-                    else:
-                        self.errors.append((n, str(rep)))
-                        time.sleep(0.01)
-                    n += 1
-        except Exception as e:
-            self.errors.append((n, "exception: %r" % e))
+def writes_after(lines, marker):
+    """The writer's commands among the MONITOR lines after marker (which
+    MONITOR must have seen)."""
+    idx = [i for i, l in enumerate(lines) if marker in l]
+    assert idx, "marker not seen by MONITOR (%d lines)" % len(lines)
+    return [l for l in lines[idx[0] + 1:] if '"w:' in l]
 
-    def stop(self):
-        self.stop_ev.set()
-        self.join(25)
+
+def check_writes(w, old, new):
+    """The writer saw no error but -TRYAGAIN, every write it had
+    acknowledged is on exactly one of the two servers, and those on the old
+    master all came before those on the new. Returns the n on each."""
+    assert w.failure is None, w.failure
+    assert not [e for e in w.errors if not e.text.startswith("TRYAGAIN")], w.errors[:5]
+    on_old = {int(k.split(b":")[1]) for k in old.client().keys("w:*")}
+    on_new = {int(k.split(b":")[1]) for k in new.client().keys("w:*")}
+    acked = {ack.seq for ack in w.acks}
+    assert acked <= (on_old | on_new), "acknowledged writes missing: %s" % sorted(acked - on_old - on_new)[:10]
+    assert not (on_old & on_new)
+    assert on_new and min(on_new) > max(on_old), \
+        "writes interleaved between masters: max on old %d, min on new %d" % (max(on_old), min(on_new))
+    return on_old, on_new
 
 
 @pytest.mark.parametrize("stop_s", [3.5, 1.0], ids=["beyond-timeout", "within-timeout"])
@@ -167,13 +180,9 @@ def test_master_changed_while_partitioned(zk_ensemble, kz_factory, zk_proxy_fact
     px = zk_proxy_factory(zk_ensemble, znode_path, session_timeout=2000, pool={"block-timeout": "10000"})
     f = wait_ready(px, hp(a))
     sid = session_id(f, px)
-    mon = Monitor(a)
-    mon.start()
-    w = Writer(px.port)
-    w.start()
-    adm = a.client()
-    try:
-        wait_for(lambda: len(w.acked) >= 200, timeout=10, what="writes through the proxy")
+    with watched_writer(px, a) as (w, mon):
+        adm = a.client()
+        wait_for(lambda: len(w.acks) >= 200, timeout=10, what="writes through the proxy")
         os.kill(px.pid, signal.SIGSTOP)
         t_stop = time.monotonic()
         try:
@@ -182,32 +191,16 @@ def test_master_changed_while_partitioned(zk_ensemble, kz_factory, zk_proxy_fact
             st = zstat(kz, znode_path)
             marker = "rz-marker-%d" % st.mzxid
             assert adm.echo(marker) == marker.encode()
-            n_before = len(w.acked)
+            n_before = len(w.acks)
             time.sleep(max(0.0, stop_s - (time.monotonic() - t_stop)))
         finally:
             os.kill(px.pid, signal.SIGCONT)
         f = wait_ready(px, hp(b), timeout=10)
-        wait_for(lambda: len(w.acked) >= n_before + 200, timeout=10, what="writes after the switch")
-    finally:
-        w.stop()
-        time.sleep(0.1)
-        mon.stop()
-    lines = mon.lines
-    idx = [i for i, l in enumerate(lines) if marker in l]
-    assert idx, "marker not seen by MONITOR (%d lines)" % len(lines)
-    late = [l for l in lines[idx[0] + 1:] if '"w:' in l]
+        wait_for(lambda: len(w.acks) >= n_before + 200, timeout=10, what="writes after the switch")
+    late = writes_after(mon.lines, marker)
     assert not late, ("%d writes reached the OLD master after the znode change (proxy stopped %.1fs, "
                       "session timeout 2000 ms); first: %s" % (len(late), stop_s, late[:3]))
-    assert not [e for e in w.errors if not e[1].startswith("TRYAGAIN")], w.errors[:5]
-    # every acknowledged write is on exactly one of the two servers
-    ca, cb = a.client(), b.client()
-    on_a = {int(k.split(b":")[1]) for k in ca.keys("w:*")}
-    on_b = {int(k.split(b":")[1]) for k in cb.keys("w:*")}
-    acked = {n for n, _ in w.acked}
-    assert acked <= (on_a | on_b), "acknowledged writes missing: %s" % sorted(acked - on_a - on_b)[:10]
-    assert not (on_a & on_b)
-    assert on_b and min(on_b) > max(on_a), "writes interleaved between masters: max on a %d, min on b %d" % (
-        max(on_a), min(on_b))
+    on_a, on_b = check_writes(w, a, b)
     if stop_s > 2.0:
         assert session_id(f, px) != sid, "same session after a %.1fs stop with a 2 s timeout" % stop_s
     print("stop %.1fs: %d writes on old, %d on new, %d TRYAGAIN, session %s -> %s"
@@ -231,13 +224,9 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
     conn = proxy_server(zk_ensemble, sid)
     others = [s for s in zk_ensemble.servers if s is not conn]
     kz = kz_factory(",".join(s.hostport for s in others))
-    mon = Monitor(a)
-    mon.start()
-    w = Writer(px.port)
-    w.start()
-    adm = a.client()
-    try:
-        wait_for(lambda: len(w.acked) >= 100, timeout=10, what="writes through the proxy")
+    with watched_writer(px, a) as (w, mon):
+        adm = a.client()
+        wait_for(lambda: len(w.acks) >= 100, timeout=10, what="writes through the proxy")
         t0 = time.monotonic()
         conn.pause()
         try:
@@ -250,21 +239,15 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
             assert adm.echo(marker) == marker.encode()
             f = wait_ready(px, hp(b), timeout=10)
             t_ready = time.monotonic() - t0
-            n = len(w.acked)
-            wait_for(lambda: len(w.acked) >= n + 100, timeout=10, what="writes after the switch")
+            n = len(w.acks)
+            wait_for(lambda: len(w.acks) >= n + 100, timeout=10, what="writes after the switch")
         finally:
             conn.resume()
-    finally:
-        w.stop()
-        time.sleep(0.1)
-        mon.stop()
     print("member %d paused: gated at %.2fs, READY on new master at %.2fs" % (conn.port, t_gate, t_ready))
     assert t_gate <= 3.0, "gated %.2fs after the member stopped answering (2/3 of 3000 ms = 2 s)" % t_gate
     assert session_id(f, px) == sid, "new session after a short member pause (timeout 3000 ms)"
     lines = mon.lines
-    idx = [i for i, l in enumerate(lines) if marker in l]
-    assert idx, "marker not seen by MONITOR"
-    late = [l for l in lines[idx[0] + 1:] if '"w:' in l]
+    late = writes_after(lines, marker)
     assert not late, "%d writes reached the old master after the proxy gated; first: %s" % (len(late), late[:3])
     # and none after the first gating transition in the log (MONITOR and log clocks agree to ~1 ms)
     t_disc = _first_log_time(px, "-> DISCONNECTED")
@@ -272,10 +255,4 @@ def test_member_paused_master_changed(zk_ensemble, kz_factory, zk_proxy_factory,
     after = [l for l in lines if '"w:' in l and float(l.split()[0]) > t_disc + 0.002]
     assert not after, "%d writes reached the old master after the logged DISCONNECTED (%.3f); first: %s" % (
         len(after), t_disc, after[:3])
-    ca, cb = a.client(), b.client()
-    on_a = {int(k.split(b":")[1]) for k in ca.keys("w:*")}
-    on_b = {int(k.split(b":")[1]) for k in cb.keys("w:*")}
-    acked = {n for n, _ in w.acked}
-    assert acked <= (on_a | on_b), "acknowledged writes missing: %s" % sorted(acked - on_a - on_b)[:10]
-    assert on_b and min(on_b) > max(on_a)
-    assert not [e for e in w.errors if not e[1].startswith("TRYAGAIN")], w.errors[:5]
+    check_writes(w, a, b)

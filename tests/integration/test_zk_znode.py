@@ -6,6 +6,7 @@ One standalone ZooKeeper serves the whole module (nobody stops it here: see
 test_zk_session.py for that); every test has its own znode path and its own
 redis-servers, and asserts where the data landed on the servers directly."""
 
+import contextlib
 import threading
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import (LOCALHOST, Error, RespConn, encode, expect_bytes, free_port, rss_kb, wait_for)
 from zkutil import (zset, zdelete, zstat, plain, rf_json, pool_info, wait_state, tryagain, fmt_info,
-                    hp, wait_master)
+                    hp, wait_master, switch_and_set)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -323,9 +324,7 @@ def test_tryagain_reasons(zk_server, kz, zk_proxy_factory, two, znode_path):
         zset(kz, znode_path, plain("%s:%d" % (LOCALHOST, dead)))
         wait_master(px, "%s:%d" % (LOCALHOST, dead), timeout=5)
         assert tryagain(c.call("SET", "dead", "1", timeout=5)) == "master unreachable"
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a), timeout=5)
-        assert c.call("SET", "ok", "1", timeout=5) == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "ok", "1", timeout=5)
     assert a.client().keys("t*") == [] and a.client().get("ok") == b"1"
     log = open(px.logpath, errors="replace").read()
     for _, state, reason in steps:
@@ -370,6 +369,30 @@ def test_block_timeout(zk_server, kz, zk_proxy_factory, znode_path, reason_setup
         assert 0.9 <= time.monotonic() - t1 <= 2.0
 
 
+@contextlib.contextmanager
+def rewriting(kz, path, data, every):
+    """A director rewriting the znode with data every `every` seconds while
+    the block runs. Yields the list of the rewriter's exceptions (repr), for
+    the test to check after the block."""
+    stop = threading.Event()
+    errors = []
+
+    def rewriter():
+        try:
+            while not stop.wait(every):
+                zset(kz, path, data)
+        except Exception as e:          # pragma: no cover - reported by the test
+            errors.append(repr(e))
+
+    th = threading.Thread(target=rewriter, daemon=True)
+    th.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        th.join(5)
+
+
 # ---------------------------------------------------------------- znode-max-age
 
 def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
@@ -381,19 +404,7 @@ def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
     zset(kz, znode_path, plain(hp(a)))
     px = zk_proxy_factory(zk_server, znode_path, pool={"znode-max-age": "1500", "block-timeout": "500"})
     wait_master(px, hp(a))
-    stop = threading.Event()
-    errors = []
-
-    def rewriter():
-        try:
-            while not stop.wait(0.3):
-                zset(kz, znode_path, plain(hp(a)))
-        except Exception as e:          # pragma: no cover - reported below
-            errors.append(repr(e))
-
-    th = threading.Thread(target=rewriter, daemon=True)
-    th.start()
-    try:
+    with rewriting(kz, znode_path, plain(hp(a)), 0.3) as errors:
         states = {}
         with px.raw() as c:
             t_end = time.monotonic() + 3.5
@@ -407,9 +418,6 @@ def test_znode_max_age(zk_server, kz, zk_proxy_factory, two, znode_path):
                 i += 1
                 time.sleep(0.05)
         print("states sampled while rewritten every 300 ms: %r" % states)
-    finally:
-        stop.set()
-        th.join(5)
     assert not errors, errors
     t_stop = time.monotonic()
     f = wait_state(px, "STALE", timeout=4)
@@ -681,20 +689,8 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
     zset(kz, znode_path, plain(hp(a)))
     px = zk_proxy_factory(zk_server, znode_path, pool={"on-no-master": "tryagain"})
     wait_master(px, hp(a))
-    stop = threading.Event()
-    failures = []
-
-    def rewriter():
-        try:
-            while not stop.wait(0.05):
-                zset(kz, znode_path, plain(hp(a)))
-        except Exception as e:          # pragma: no cover - reported below
-            failures.append(repr(e))
-
-    th = threading.Thread(target=rewriter, daemon=True)
-    th.start()
     replies = []
-    try:
+    with rewriting(kz, znode_path, plain(hp(a)), 0.05) as failures:
         with px.raw() as c:
             t_end = time.monotonic() + 2.0
             n = 0
@@ -703,9 +699,6 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
                 for k in range(10):
                     replies.append(c.read_reply(timeout=10))
                 n += 10
-    finally:
-        stop.set()
-        th.join(5)
     assert not failures, failures
     errors = [r for r in replies if isinstance(r, Error)]
     assert not errors, "%d errors among %d replies, e.g. %r" % (len(errors), len(replies), errors[:3])
@@ -786,9 +779,7 @@ def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znod
         rep = c.call("SET", "f", "3")
         assert rep == "TRYAGAIN master is read-only", rep
         wait_state(px, "FENCED")
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "f", "4") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "f", "4")
     assert a.client().get("f") == b"4"
 
 
@@ -837,9 +828,7 @@ def test_pinned_state_survives_switch(zk_server, kz, zk_proxy_factory, two, znod
         assert c.call("SELECT", "3") == "OK"
         assert c.call("CLIENT", "SETNAME", "moved-client") == "OK"
         assert c.call("SET", "k", "on-a") == "OK"
-        zset(kz, znode_path, plain(hp(b)))
-        wait_master(px, hp(b))
-        assert c.call("SET", "k", "on-b") == "OK"
+        switch_and_set(kz, znode_path, px, c, b, "k", "on-b")
         assert c.call("CLIENT", "GETNAME") == b"moved-client"
         assert c.call("ACL", "WHOAMI") == b"app"
         assert c.nothing_pending(0.1)
@@ -888,8 +877,6 @@ def test_verify_role_refuses_a_replica(zk_server, kz, zk_proxy_factory, two, zno
         # only the proxy's ROLE (and our own INFO) reached the replica
         after = int(b.client().info("stats")["total_commands_processed"])
         assert after - before <= 3, (before, after)
-        zset(kz, znode_path, plain(hp(a)))
-        wait_master(px, hp(a))
-        assert c.call("SET", "v", "1") == "OK"
+        switch_and_set(kz, znode_path, px, c, a, "v", "1")
     assert a.client().get("v") == b"1"
     assert "verify-role: ROLE says" in px.log_tail(80), px.log_tail(80)

@@ -11,6 +11,7 @@ Environment:
   RZ_ZK_TICK    tickTime in ms (default 200: session timeouts clamp to 400..4000)
 """
 
+import collections
 import json
 import os
 import re
@@ -497,6 +498,15 @@ def wait_master(px, master, pool="main", timeout=10.0, port=None):
         raise AssertionError("%s\nlast: %s\nlog:\n%s" % (e, fmt_info(last), px.log_tail(20))) from None
 
 
+def switch_and_set(kz, path, px, c, srv, key, value, timeout=10.0):
+    """Point the znode at path to srv (a RedisServer), wait until the proxy
+    is READY on it, and SET key value through c: it must be acknowledged."""
+    zset(kz, path, plain(hp(srv)))
+    wait_master(px, hp(srv), timeout=timeout)
+    rep = c.call("SET", key, value, timeout=timeout)
+    assert rep == "OK", "SET %s through the proxy now on %s: %r" % (key, hp(srv), rep)
+
+
 def make_replica(replica, master, timeout=10.0):
     """SLAVEOF and wait for the link (RedisServer objects)."""
     replica.client().slaveof(LOCALHOST, master.port)
@@ -533,3 +543,113 @@ class Monitor(threading.Thread):
                 break
         self.conn.close()
         return list(self.lines)
+
+
+# the proxy's reply to a command whose master connection was lost in flight
+LOST = "ERR connection to master lost; the command may or may not have run"
+
+Ack = collections.namedtuple("Ack", "seq cmd reply")          # an acknowledged write
+Refusal = collections.namedtuple("Refusal", "seq cmd text")   # any other reply
+
+
+class AckWriter(threading.Thread):
+    """A client writing through the proxy in a loop, remembering which writes
+    were acknowledged, for the test to find each of them where it belongs.
+
+    Round seq (0, 1, ...) sends the commands of `commands` in turn, "{idx}"
+    and "{seq}" in their arguments filled in: [("INCR", "k:{idx}")],
+    [("SET", "w:{seq}", "{seq}")]. Rounds go on until `stop` is set (a
+    threading.Event shared by several writers, or the writer's own: stop()).
+    A reply for which is_ack(reply) holds goes to `acks` as Ack(seq, command
+    name, reply); any other to `errors` as Refusal(seq, command name, text),
+    after which the round ends and the next starts error_pause s later.
+
+      setup           commands sent on each new connection, each must be OK
+      retry_tryagain  -TRYAGAIN <reason> (the command did not run) is counted
+                      in `tryagains`, not recorded, and the same command sent
+                      again 10 ms later
+      stop_on_error   the first refusal ends the writer
+      reconnect       a connection error, or a LOST reply, drops the
+                      connection and the next round opens a new one; without
+                      it a connection error ends the writer
+      keep_open       the connection (`conn`) stays open after the writer
+                      ends, for the test to look at its state
+
+    An exception that ends the writer is kept in `failure` (its repr)."""
+
+    def __init__(self, px, commands, idx=0, stop=None, setup=(), timeout=15.0,
+                 is_ack=lambda rep: isinstance(rep, int), error_pause=0.01, retry_tryagain=False,
+                 stop_on_error=False, reconnect=False, keep_open=False):
+        super().__init__(daemon=True)
+        self.px, self.commands, self.idx, self.setup, self.timeout = px, commands, idx, setup, timeout
+        self.stop_ev = stop if stop is not None else threading.Event()
+        self.is_ack, self.error_pause, self.retry_tryagain = is_ack, error_pause, retry_tryagain
+        self.stop_on_error, self.reconnect, self.keep_open = stop_on_error, reconnect, keep_open
+        self.acks, self.errors, self.tryagains, self.failure = [], [], 0, None
+        self.conn = None
+
+    @property
+    def error_texts(self):
+        return [e.text for e in self.errors]
+
+    def stop(self, join_s=25.0):
+        self.stop_ev.set()
+        self.join(join_s)
+
+    def _connect(self):
+        self.conn = self.px.raw(timeout=self.timeout)
+        for cmd in self.setup:
+            rep = self.conn.call(*cmd)
+            assert rep == "OK", (cmd, rep)
+
+    def _drop(self):
+        self.conn.close()
+        self.conn = None
+
+    def _call(self, cmd):
+        """The reply to cmd, or None with the connection dropped (reconnect)."""
+        while True:
+            try:
+                rep = self.conn.call(*cmd, timeout=self.timeout)
+            except Exception:
+                if not self.reconnect:
+                    raise
+                self._drop()
+                return None
+            if self.retry_tryagain and isinstance(rep, str) and rep.startswith("TRYAGAIN "):
+                self.tryagains += 1
+                time.sleep(0.01)
+                continue
+            return rep
+
+    def _round(self, seq):
+        """Send round seq; False if the writer is to end."""
+        if self.conn is None:
+            self._connect()
+        for template in self.commands:
+            cmd = tuple(a.format(idx=self.idx, seq=seq) for a in template)
+            rep = self._call(cmd)
+            if self.conn is None:
+                return True
+            if self.is_ack(rep):
+                self.acks.append(Ack(seq, cmd[0], rep))
+                continue
+            self.errors.append(Refusal(seq, cmd[0], str(rep)))
+            if self.stop_on_error:
+                return False
+            if self.reconnect and rep == LOST:
+                self._drop()
+            time.sleep(self.error_pause)
+            return True
+        return True
+
+    def run(self):
+        seq = 0
+        try:
+            while not self.stop_ev.is_set() and self._round(seq):
+                seq += 1
+        except Exception as e:
+            self.failure = repr(e)
+        finally:
+            if self.conn is not None and not self.keep_open:
+                self.conn.close()
