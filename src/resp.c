@@ -73,6 +73,7 @@ struct resp_reqparser {
     long long argi;              /* elements recorded so far */
     int streams_seen;            /* a "STREAMS" argument ended the BLOCK search */
     int failed;                  /* unusable; errstr says why */
+    int slow_only;               /* tests: never take req_fast() */
     struct resp_request cur;     /* request being framed */
     char *line;                  /* scratch copy of an inline line spanning chains */
     size_t linecap;              /* bytes allocated at line */
@@ -144,10 +145,9 @@ static int parse_ll(const char *s, size_t n, long long *out)
  * Record argument `idx` of the current request. s holds at least
  * min(len, RESP_NAME_MAX - 1) bytes of it; len is its full length.
  */
-static void req_arg(struct resp_reqparser *p, long long idx, const char *s, size_t len)
+static void req_arg_to(struct resp_reqparser *p, struct resp_request *r, long long idx,
+                       const char *s, size_t len)
 {
-    struct resp_request *r = &p->cur;
-
     switch (idx) {
     case 0:
         r->namelen = len;
@@ -170,6 +170,11 @@ static void req_arg(struct resp_reqparser *p, long long idx, const char *s, size
         p->streams_seen = 1;
     else if (len == 5 && strncasecmp(s, "block", 5) == 0)
         r->flags |= RESP_REQ_BLOCK_ARG;
+}
+
+static void req_arg(struct resp_reqparser *p, long long idx, const char *s, size_t len)
+{
+    req_arg_to(p, &p->cur, idx, s, len);
 }
 
 /*
@@ -565,6 +570,97 @@ static int req_feed(struct resp_reqparser *p, struct evbuffer *in, size_t avail,
     return 0;
 }
 
+/* The length line of a "*" or "$" header at b[0]: its value and where the
+ * next element starts, or 0 if it is not a complete, valid line in b[0..n). */
+static inline int fast_len(const char *b, size_t n, long long *ll, size_t *next)
+{
+    const char *cr;
+    unsigned long long v = 0;
+    size_t i = 1;
+
+    if (n > 3 && (unsigned)(b[1] - '1') < 9u && b[2] == '\r' && b[3] == '\n') {
+        *ll = b[1] - '0';        /* "*3", "$3": most headers have one digit */
+        *next = 4;
+        return 1;
+    }
+
+    /* Plain digits without a leading zero, at most 18 (no overflow): the
+     * usual case, read in one pass. Anything else goes through parse_ll. */
+    if (n > 1 && b[1] >= '1' && b[1] <= '9') {
+        for (; i < n && i < 19 && (unsigned)(b[i] - '0') <= 9; i++)
+            v = v * 10 + (unsigned)(b[i] - '0');
+        if (i + 1 < n && b[i] == '\r' && b[i + 1] == '\n') {
+            *ll = (long long)v;
+            *next = i + 2;
+            return 1;
+        }
+    }
+    cr = memchr(b + 1, '\r', n - 1 < 22 ? n - 1 : 22);
+
+    if (cr == NULL || (size_t)(cr - b) + 1 >= n || cr[1] != '\n' ||
+        !parse_ll(b + 1, (size_t)(cr - b) - 1, ll))
+        return 0;
+    *next = (size_t)(cr - b) + 2;
+    return 1;
+}
+
+/*
+ * The common case without the reader: a complete, valid multibulk request
+ * with at least one argument, all in b[0..n) (the first contiguous piece of
+ * the input). Returns 1 with p->cur filled exactly as the reader's path
+ * would, or 0 for anything else -- incomplete, split across pieces, empty,
+ * or invalid in any way -- which the reader's path then frames, or refuses
+ * with redis's wording. Like the reader (and redis), the two bytes after an
+ * argument's payload are skipped unchecked.
+ */
+static int req_fast(struct resp_reqparser *p, const char *b, size_t n, struct resp_request *r)
+{
+    long long nargs, len, i;
+    size_t pos, next;
+
+    if (n < 4 || b[0] != '*' || !fast_len(b, n, &nargs, &pos) || nargs <= 0 ||
+        nargs > RESP_MULTIBULK_MAX || (size_t)nargs > n / 4)
+        return 0;
+    p->streams_seen = 0;
+    /* What req_arg_to() leaves alone when argc < 3 (no memset of the whole
+     * request: this runs for every request). */
+    r->argc = (int)nargs;
+    r->flags = 0;
+    r->arg1len = r->arg2len = 0;
+    r->arg1[0] = r->arg2[0] = '\0';
+    for (i = 0; i < nargs; i++) {
+        if (pos + 4 > n || b[pos] != '$' || !fast_len(b + pos, n - pos, &len, &next) ||
+            len < 0 || len > RESP_BULK_MAX || (size_t)len + 2 > n - pos - next)
+            return 0;
+        pos += next;
+        req_arg_to(p, r, i, b + pos, (size_t)len);
+        pos += (size_t)len + 2;
+    }
+    r->len = pos;
+    return 1;
+}
+
+/* req_fast() on the first piece of `in`, framing straight into *req. */
+static int req_try_fast(struct resp_reqparser *p, struct evbuffer *in, struct resp_request *req)
+{
+    struct evbuffer_iovec v;
+
+    if (p->slow_only || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return 0;
+    if (!req_fast(p, v.iov_base, v.iov_len, req))
+        return 0;
+    /* Whatever the reader held past the last boundary is stale now. */
+    req_bypass_reader(p);
+    p->fed = p->drain = req->len;
+    p->scanned = 0;
+    return 1;
+}
+
+void resp_reqparser_slow_only(struct resp_reqparser *p)
+{
+    p->slow_only = 1;
+}
+
 int resp_reqparser_next(struct resp_reqparser *p, struct evbuffer *in,
                         struct resp_request *req, char *err, size_t errlen)
 {
@@ -591,6 +687,8 @@ int resp_reqparser_next(struct resp_reqparser *p, struct evbuffer *in,
 
         if (avail == 0)
             return 0;
+        if (req_try_fast(p, in, req))
+            return 1;
         memset(&p->cur, 0, sizeof(p->cur));
         if (evbuffer_copyout(in, &first, 1) != 1)
             abort();
@@ -926,15 +1024,80 @@ static inline char lower(char c)
     return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
+/* Up to 18 digits and CRLF at b[0..n): the value and the bytes used, or 0. */
+static size_t fast_digits(const char *b, size_t n, long long *v)
+{
+    size_t i = 0;
+
+    *v = 0;
+    for (; i < n && i < 18 && (unsigned)(b[i] - '0') <= 9; i++)
+        *v = *v * 10 + (b[i] - '0');
+    if (i == 0 || i + 1 >= n || b[i] != '\r' || b[i + 1] != '\n')
+        return 0;
+    return i + 2;
+}
+
+/*
+ * The usual replies without the state machine: a whole top-level status,
+ * error, integer or bulk string at buf[0..len). Returns its length, or 0
+ * for anything else (incomplete, another type, a negative or long number,
+ * bad framing), which the state machine then scans from the same byte --
+ * so errors keep their wording and nothing is decided twice.
+ */
+static size_t scan_fast(struct resp_scan *s, const char *buf, size_t len)
+{
+    const char *cr;
+    long long v;
+    size_t used;
+
+    if (s->state != SC_TYPE || s->depth != 0 || s->pending_attr || len < 4)
+        return 0;
+    switch (buf[0]) {
+    case '+':
+    case '-':
+        cr = memchr(buf + 1, '\r', len - 1);
+        if (cr == NULL || cr + 1 == buf + len || cr[1] != '\n')
+            return 0;
+        used = (size_t)(cr - buf) + 2;
+        break;
+    case ':':
+        used = fast_digits(buf + 1, len - 1, &v);
+        if (used == 0)
+            return 0;
+        used += 1;
+        break;
+    case '$':
+        used = fast_digits(buf + 1, len - 1, &v);
+        if (used == 0 || (size_t)v + 2 > len - 1 - used)
+            return 0;
+        used += 1 + (size_t)v;
+        if (buf[used] != '\r' || buf[used + 1] != '\n')
+            return 0;
+        used += 2;
+        break;
+    default:
+        return 0;
+    }
+    memset(&s->info, 0, sizeof(s->info));
+    s->info.type = buf[0];
+    return used;
+}
+
 ssize_t resp_scan_feed(struct resp_scan *s, const char *buf, size_t len, int *done,
                        struct resp_reply_info *info)
 {
     const char *q = buf, *end = buf + len;
+    size_t fast;
     int rc;
 
     *done = 0;
     if (s->state == SC_ERROR)
         return -1;
+    fast = scan_fast(s, buf, len);
+    if (fast > 0) {
+        q = buf + fast;
+        goto reply_done;
+    }
 
     while (q < end) {
         switch (s->state) {

@@ -70,6 +70,9 @@ void resp_reqparser_free(struct resp_reqparser *p);
  */
 int resp_reqparser_next(struct resp_reqparser *p, struct evbuffer *in,
                         struct resp_request *req, char *err, size_t errlen) RZ_MUSTCHECK;
+/* Tests: frame every request with the reader, never with the fast path for
+ * a complete request in one piece (the two must agree byte for byte). */
+void resp_reqparser_slow_only(struct resp_reqparser *p);
 
 /* ---- replies ------------------------------------------------------------- */
 

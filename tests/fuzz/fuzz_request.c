@@ -13,7 +13,9 @@
  * a small FIFO of expectations standing in for a backend's queue.
  *
  * Checks that are ours, not the sanitizers': a framed request is never empty
- * (that would loop forever) and never longer than what is buffered.
+ * (that would loop forever) and never longer than what is buffered; and a
+ * second parser that never takes the fast path (resp_reqparser_slow_only),
+ * fed the same chunks, returns the same thing at every call.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -93,10 +95,42 @@ static void check_request(const struct resp_request *req, size_t buffered)
     }
 }
 
+static void same_request(const struct resp_request *a, const struct resp_request *b)
+{
+    if (a->len != b->len || a->argc != b->argc || a->flags != b->flags ||
+        a->namelen != b->namelen || a->arg1len != b->arg1len || a->arg2len != b->arg2len ||
+        strcmp(a->name, b->name) != 0 || strcmp(a->arg1, b->arg1) != 0 ||
+        strcmp(a->arg2, b->arg2) != 0) {
+        fprintf(stderr, "fuzz_request: fast path framed \"%s\" argc %d len %zu, the reader "
+                "\"%s\" argc %d len %zu\n", a->name, a->argc, a->len, b->name, b->argc, b->len);
+        abort();
+    }
+}
+
+/* The reader-only parser's next step must be the same as the one just taken. */
+static void shadow(struct resp_reqparser *p2, struct evbuffer *in2, int r,
+                   const struct resp_request *req, const char *err)
+{
+    struct resp_request req2;
+    char err2[256];
+    int r2 = resp_reqparser_next(p2, in2, &req2, err2, sizeof(err2));
+
+    if (r2 != r || (r < 0 && strcmp(err, err2) != 0)) {
+        fprintf(stderr, "fuzz_request: fast path returned %d (%s), the reader %d (%s)\n", r,
+                r < 0 ? err : "", r2, r2 < 0 ? err2 : "");
+        abort();
+    }
+    if (r == 1) {
+        same_request(req, &req2);
+        if (evbuffer_drain(in2, req2.len) != 0)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct resp_reqparser *p;
-    struct evbuffer *in;
+    struct resp_reqparser *p, *p2;
+    struct evbuffer *in, *in2;
     struct resp_request req;
     struct session sess;
     struct fifo fifo;
@@ -113,9 +147,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     p = resp_reqparser_new();
+    p2 = resp_reqparser_new();
     in = evbuffer_new();
-    if (p == NULL || in == NULL)
+    in2 = evbuffer_new();
+    if (p == NULL || p2 == NULL || in == NULL || in2 == NULL)
         abort();
+    resp_reqparser_slow_only(p2);
     session_init(&sess);
     memset(&fifo, 0, sizeof(fifo));
 
@@ -130,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (chunk > size - off)
                 chunk = size - off;
         }
-        if (evbuffer_add(in, data + off, chunk) != 0)
+        if (evbuffer_add(in, data + off, chunk) != 0 || evbuffer_add(in2, data + off, chunk) != 0)
             abort();
         off += chunk;
 
@@ -139,6 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             err[0] = '\0';
             r = resp_reqparser_next(p, in, &req, err, sizeof(err));
+            shadow(p2, in2, r, &req, err);
             if (r < 0) {
                 if (err[0] == '\0' || memchr(err, '\0', sizeof(err)) == NULL) {
                     fprintf(stderr, "fuzz_request: -1 without an error message\n");
@@ -178,6 +216,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     evbuffer_free(in);
+    evbuffer_free(in2);
     resp_reqparser_free(p);
+    resp_reqparser_free(p2);
     return 0;
 }

@@ -70,6 +70,8 @@ static void drain_requests(struct resp_reqparser *p, struct evbuffer *in, struct
  * byref adds each piece as its own evbuffer chain (no coalescing), which
  * exercises lines and payloads spanning chains.
  */
+static int slow_only;            /* run_requests: the reader frames every request */
+
 static void run_requests(const char *data, size_t len, size_t first, size_t step, int byref,
                          struct reqrun *out)
 {
@@ -77,6 +79,8 @@ static void run_requests(const char *data, size_t len, size_t first, size_t step
     struct evbuffer *in = evbuffer_new();
     size_t off = 0;
 
+    if (slow_only)
+        resp_reqparser_slow_only(p);
     reqrun_init(out);
     while (off < len) {
         size_t n = off == 0 ? first : step;
@@ -132,13 +136,20 @@ static void runs_eq(const struct reqrun *a, const struct reqrun *b)
         req_eq(&a->reqs[i], &b->reqs[i]);
 }
 
-/* Whole, byte by byte (separate chains), and split in two at every offset:
- * all must agree with the whole-buffer run, which is returned in *ref. */
+/* Whole, whole without the fast path, byte by byte (separate chains), and
+ * split in two at every offset: all must agree with the whole-buffer run,
+ * which is returned in *ref. */
 static void run_all_splits(const char *data, size_t len, struct reqrun *ref)
 {
     struct reqrun r;
 
     run_requests(data, len, len, len, 0, ref);
+
+    slow_only = 1;
+    run_requests(data, len, len, len, 0, &r);
+    slow_only = 0;
+    runs_eq(ref, &r);
+    reqrun_free(&r);
 
     run_requests(data, len, 1, 1, 1, &r);
     runs_eq(ref, &r);
