@@ -1,6 +1,7 @@
 #include "cmd.h"
 #include "resp.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +66,35 @@ static int entry_cmp(const void *key, const void *elem)
     return strcmp(key, ((const struct cmd_entry *)elem)->name);
 }
 
+/* Bit L of first_len[c - 'a']: some entry starts with c and is L long.
+ * Nearly every command (get, set, incr, hset, ...) fails this test and
+ * never reaches the binary search. */
+static uint32_t first_len[26];
+
+static void first_len_init(void)
+{
+    for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+        first_len[cmd_table[i].name[0] - 'a'] |= 1u << strlen(cmd_table[i].name);
+}
+
+static int maybe_in_table(const char *name)
+{
+    size_t len = strlen(name);
+    unsigned first = (unsigned char)name[0] - 'a';
+
+    static int ready;
+
+    if (!ready) {
+        first_len_init();
+        ready = 1;
+    }
+    return first < 26 && len < 32 && (first_len[first] & (1u << len)) != 0;
+}
+
 static const struct cmd_entry *cmd_find(const char *name)
 {
+    if (!maybe_in_table(name))
+        return NULL;
     return bsearch(name, cmd_table, sizeof(cmd_table) / sizeof(cmd_table[0]),
                    sizeof(cmd_table[0]), entry_cmp);
 }
