@@ -137,6 +137,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
         evbuffer_copyout(from, record, len);
     }
     evbuffer_remove_buffer(from, be->io.out, len);
+    io_conn_queued(&be->io);
     be->pool->stats.request_bytes += len;
     count_sent(be);
     if (exp != NULL)
@@ -152,6 +153,7 @@ void backend_send_replay(struct backend *be, struct client *c, const char *buf, 
     exp.flags = SESSION_EXP_SWALLOW;
     exp.replay = CMD_REPLAY_NONE;
     evbuffer_add(be->io.out, buf, len);
+    io_conn_queued(&be->io);
     count_sent(be);
     q_push(be, c, &exp, NULL, 0);
 }
@@ -227,6 +229,7 @@ static void start_verify(struct backend *be)
     io_conn_read_timeout(&be->io, be->pool->cf->connect_timeout_ms);
     be->verifying = 1;
     evbuffer_add(be->io.out, role, sizeof(role) - 1);
+    io_conn_queued(&be->io);
 }
 
 /* The ROLE reply is complete: its first element says "master" or not. */

@@ -311,8 +311,10 @@ static void close_if_flushed(struct client *c)
 
 static void client_close_after(struct client *c, const char *reply, size_t len)
 {
-    if (len > 0)
+    if (len > 0) {
         evbuffer_add(c->io.out, reply, len);
+        io_conn_queued(&c->io);
+    }
     begin_closing(c);
     close_if_flushed(c);
 }
@@ -331,6 +333,7 @@ void client_deliver(struct client *c, struct evbuffer *from, size_t len)
         return;
     }
     evbuffer_remove_buffer(from, c->io.out, len);
+    io_conn_queued(&c->io);
     c->pool->stats.reply_bytes += len;
 }
 
@@ -343,11 +346,12 @@ void client_reply_done(struct client *c)
         client_close(c, "internal error: reply accounting");
         return;
     }
-    /* A reply is interaction too (like redis's lastinteraction): a client
-     * whose slow reply just came is not idle. */
-    c->last_active_ms = util_now_ms();
     if (--c->outstanding > 0)
         return;
+    /* A reply is interaction too (like redis's lastinteraction): a client
+     * whose slow reply just came is not idle. Only the last one matters:
+     * with replies outstanding a client is never idle. */
+    c->last_active_ms = util_now_ms();
     if (!c->pinned)
         c->be = NULL;
     if (c->state == CLIENT_ZOMBIE) {
@@ -424,8 +428,10 @@ void client_replies_untracked(struct client *c)
 
 void client_reply_failed(struct client *c, const char *err)
 {
-    if (err != NULL && io_conn_live(&c->io) && c->state != CLIENT_ZOMBIE)
+    if (err != NULL && io_conn_live(&c->io) && c->state != CLIENT_ZOMBIE) {
         evbuffer_add(c->io.out, err, strlen(err));
+        io_conn_queued(&c->io);
+    }
     client_reply_done(c);
 }
 
@@ -482,6 +488,7 @@ static void reply_error(struct client *c, const char *fmt, ...)
     line[n++] = '\r';
     line[n++] = '\n';
     evbuffer_add(out, line, (size_t)n);
+    io_conn_queued(&c->io);
 }
 
 static void reply_proxy_info(struct client *c)
@@ -501,6 +508,7 @@ static void reply_proxy_info(struct client *c)
     evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
     evbuffer_add_buffer(out, body);
     evbuffer_add(out, "\r\n", 2);
+    io_conn_queued(&c->io);
     evbuffer_free(body);
 }
 
@@ -839,11 +847,16 @@ static void client_read_cb(void *arg)
 {
     struct client *c = arg;
 
-    c->last_active_ms = util_now_ms();
     if (c->state == CLIENT_ACTIVE)
         client_process(c);
     else if (c->state != CLIENT_CLOSING && c->state != CLIENT_ZOMBIE)
         (void)check_query_limit(c);
+    /* Bytes in are interaction. With replies now outstanding the client is
+     * not idle, and the last reply will stamp it (client_reply_done): one
+     * clock read per request, not two. Frees never happen inside a
+     * callback, so c is still ours. */
+    if (c->outstanding == 0)
+        c->last_active_ms = util_now_ms();
 }
 
 /* Everything queued for the client is written. */

@@ -83,7 +83,28 @@ static void adapt(struct io_conn *c, size_t want, size_t got)
         c->rsize /= 2;
 }
 
-/* One readv() into the input's free space. Returns what read() would. */
+/*
+ * A small read goes through one scratch buffer and is then copied: libevent
+ * sizes the chain it adds to the bytes (small chains come from malloc's
+ * per-thread cache), where reserving IO_READ_MIN of free space would take a
+ * 16 KiB chain from the heap and give it back for every request.
+ */
+static ssize_t read_small(struct io_conn *c, size_t want)
+{
+    static char scratch[IO_READ_MIN];
+    ssize_t n = read(c->fd, scratch, want);
+
+    if (n > 0 && evbuffer_add(c->in, scratch, (size_t)n) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (n > 0)
+        adapt(c, want, (size_t)n);
+    return n;
+}
+
+/* One read into the input. Returns what read() would, or -2 when the
+ * input is already at its limit. */
 static ssize_t read_some(struct io_conn *c)
 {
     struct evbuffer_iovec v[2];
@@ -94,6 +115,8 @@ static ssize_t read_some(struct io_conn *c)
 
     if (want == 0)
         return -2;
+    if (want <= IO_READ_MIN)
+        return read_small(c, want);
     nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v, 2);
     if (nv <= 0) {
         errno = ENOMEM;
@@ -173,20 +196,14 @@ void io_conn_read_again(struct io_conn *c)
 
 /* ---- writing ----------------------------------------------------------- */
 
-static void want_flush(struct io_conn *c)
+void io_conn_queued(struct io_conn *c)
 {
-    if (c->listed || c->waiting || c->connecting)
+    if (c->listed || c->waiting || c->connecting || c->out == NULL)
         return;   /* queued already, or the write event or the connect will do it */
     c->listed = 1;
+    if (TAILQ_EMPTY(&flush_list))
+        event_active(flush_ev, EV_TIMEOUT, 0);
     TAILQ_INSERT_TAIL(&flush_list, c, link);
-    event_active(flush_ev, EV_TIMEOUT, 0);
-}
-
-static void output_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    RZ_UNUSED(buf);
-    if (info->n_added > 0)
-        want_flush(arg);
 }
 
 /* Write what is queued; a full socket gets the write event until it
@@ -230,11 +247,6 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         c->listed = 0;
         flush_one(c);
     }
-}
-
-size_t io_conn_out_len(const struct io_conn *c)
-{
-    return c->out != NULL ? evbuffer_get_length(c->out) : 0;
 }
 
 /* ---- connecting -------------------------------------------------------- */
@@ -297,7 +309,7 @@ static void connected(struct io_conn *c)
     update_read(c);
     /* Listed before the owner hears of it: it may close us. */
     if (evbuffer_get_length(c->out) > 0)
-        want_flush(c);
+        io_conn_queued(c);
     fire(c, IO_CONNECTED, 0);
 }
 
@@ -395,7 +407,6 @@ static void setup(struct io_conn *c, const struct io_handler *h, void *arg, size
     c->out = evbuffer_new();
     if (c->in == NULL || c->out == NULL)
         util_oom(sizeof(struct evbuffer *));
-    evbuffer_add_cb(c->out, output_changed, c);
 }
 
 void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handler *h, void *arg,
@@ -423,11 +434,6 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
 }
 
 /* ---- closing ----------------------------------------------------------- */
-
-int io_conn_live(const struct io_conn *c)
-{
-    return c->in != NULL;
-}
 
 void io_conn_close(struct io_conn *c)
 {

@@ -6,8 +6,9 @@
  * how much is readable (ioctl FIONREAD) and then reads at most 4 KiB, and
  * every reply or request made it add and remove its write event (two
  * epoll_ctl). Here a read is one readv() into the input's free space, sized
- * by how much the last read found; and writes are batched: appending to the
- * output lists the connection, and once the callbacks of this loop
+ * by how much the last read found; and writes are batched: whoever appends
+ * to the output calls io_conn_queued(), which lists the connection (no
+ * evbuffer callback runs on every change), and once the callbacks of this loop
  * iteration have run, one writev per connection sends everything queued
  * (many clients' requests to a shared backend in one write). Only a socket
  * that cannot take it all gets a write event, until it drains.
@@ -18,6 +19,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
+#include <event2/buffer.h>
 #include <event2/util.h>
 
 struct event;
@@ -73,7 +75,10 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
                      const struct io_handler *h, void *arg, size_t low);
 /* Close the socket and free the buffers; no callback runs afterwards. */
 void io_conn_close(struct io_conn *c);
-int io_conn_live(const struct io_conn *c);
+static inline int io_conn_live(const struct io_conn *c)
+{
+    return c->in != NULL;
+}
 
 void io_conn_read(struct io_conn *c, int on);
 void io_conn_read_max(struct io_conn *c, size_t max);
@@ -81,6 +86,12 @@ void io_conn_read_timeout(struct io_conn *c, int ms);
 /* Bytes already in the input were left unprocessed: call read() again
  * from the loop. */
 void io_conn_read_again(struct io_conn *c);
-size_t io_conn_out_len(const struct io_conn *c);
+static inline size_t io_conn_out_len(const struct io_conn *c)
+{
+    return c->out != NULL ? evbuffer_get_length(c->out) : 0;
+}
+/* Bytes were appended to c->out: send them once this loop iteration's
+ * callbacks have run. */
+void io_conn_queued(struct io_conn *c);
 
 #endif
