@@ -558,6 +558,15 @@ void backend_close(struct backend *be, const char *reason)
     teardown(be, reason, 1);
 }
 
+void backend_close_undrained(struct backend *be)
+{
+    char why[160];
+
+    snprintf(why, sizeof(why), "previous master owed %u replies after drain-timeout (%d ms)",
+             be->qlen, be->pool->cf->drain_timeout_ms);
+    backend_close(be, why);
+}
+
 void backend_release(struct backend *be, const char *reason)
 {
     teardown(be, reason, 0);

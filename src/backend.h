@@ -89,6 +89,9 @@ void backend_resume(struct backend *be);
 /* Close after a failure: every outstanding reply's owner gets an error
  * first. The backend is freed before this returns. */
 void backend_close(struct backend *be, const char *reason);
+/* backend_close() for a connection to a previous master that still owed
+ * replies when drain-timeout ran out. */
+void backend_close_undrained(struct backend *be);
 /* Close when nothing failed (the pinned owner went away, shutdown). Owners
  * of outstanding replies are treated as in backend_close(). */
 void backend_release(struct backend *be, const char *reason);

@@ -584,16 +584,6 @@ void client_master_changed(struct pool *p)
 /* A pinned client still waiting for replies from a previous master after
  * drain-timeout: its connection closes, its outstanding commands get
  * "outcome unknown" errors. */
-static void close_undrained(struct client *c)
-{
-    int limit = c->pool->cf->drain_timeout_ms;
-    char why[160];
-
-    snprintf(why, sizeof(why), "previous master owed %u replies after drain-timeout (%d ms)",
-             c->outstanding, limit);
-    backend_close(c->be, why);
-}
-
 enum route_rc {
     ROUTE_OK,
     ROUTE_NO_MASTER,         /* gated or master unreachable: *why says which */
@@ -912,7 +902,7 @@ void client_cron(uint64_t now_ms)
         if (c->state == CLIENT_ZOMBIE)
             continue;
         if (undrained(c, now_ms))
-            close_undrained(c);
+            backend_close_undrained(c->be);
         else if (limit > 0 && client_idle(c) && now_ms - c->last_active_ms > limit)
             client_close(c, "idle for more than %d s (timeout)", proxy.conf->timeout_s);
     }

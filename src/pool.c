@@ -322,13 +322,8 @@ static void close_undrained(struct pool *p, uint64_t now_ms)
     uint64_t limit = (uint64_t)p->cf->drain_timeout_ms;
     struct backend *be;
 
-    while ((be = TAILQ_FIRST(&p->retired)) != NULL && now_ms - be->retired_ms >= limit) {
-        char why[160];
-
-        snprintf(why, sizeof(why), "previous master owed %u replies after drain-timeout (%d ms)",
-                 be->qlen, p->cf->drain_timeout_ms);
-        backend_close(be, why);
-    }
+    while ((be = TAILQ_FIRST(&p->retired)) != NULL && now_ms - be->retired_ms >= limit)
+        backend_close_undrained(be);
 }
 
 void pool_cron(struct pool *p, uint64_t now_ms)
