@@ -118,13 +118,9 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 
 /* ---- send -------------------------------------------------------------- */
 
-/* The first command on a connection is what proves the master usable: a
- * server that accepts and then hangs up or speaks garbage before that keeps
- * the pool's backoff growing (see teardown). */
 static void count_sent(struct backend *be)
 {
-    if (be->nsent++ == 0)
-        pool_backend_connected(be->pool);
+    be->nsent++;
 }
 
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
@@ -347,6 +343,14 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
 
     if (be->verifying)
         return verified(be, pending, ri);
+    /* A command answered in good order is what proves the master usable
+     * (not the connect, nor verify-role's ROLE): a server that accepts and
+     * then hangs up or speaks garbage before that keeps the pool's backoff
+     * growing (see teardown) instead of being reconnected per command. */
+    if (!be->answered) {
+        be->answered = 1;
+        pool_backend_connected(be->pool);
+    }
     if (owner == NULL) {
         backend_close(be, "master sent a reply nobody asked for");
         return -1;
@@ -520,7 +524,7 @@ static void teardown(struct backend *be, const char *reason, int failure)
            pinned ? " (pinned)" : "", reason, be->qlen);
     if (failure) {
         p->stats.backend_failures++;
-        if (!was_connected)
+        if (!was_connected || !be->answered)
             pool_backend_connect_failed(p, reason);
     }
     pool_backend_gone(p, be);

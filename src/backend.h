@@ -55,6 +55,7 @@ struct backend {
     uint64_t paused_since_ms;    /* when paused_for was set */
     uint64_t nsent;              /* client commands (and replays) sent on it: while 0,
                                     no client state or command can be lost with it */
+    int answered;                /* a command's reply came in good order */
     struct client *partial;      /* got the first part of the reply being read */
     size_t held;                 /* scanned bytes at the front of the input not yet
                                     passed on: the start of an error line */
