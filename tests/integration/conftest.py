@@ -110,12 +110,17 @@ def port_open(port):
     return True
 
 
-def rss_kb(pid):
+def proc_status_kb(pid, field):
+    """A kB line of /proc/PID/status ("VmRSS", "VmPeak", ...), 0 if absent."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kb(pid):
+    return proc_status_kb(pid, "VmRSS")
 
 
 def cpu_seconds(pid):

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from conftest import (ADMIN_NAME, LOCALHOST, RespConn, Closed, Error, ProtocolViolation, Incomplete, encode, bulk,
-                      expect_bytes, free_port, parse_reply, rss_kb, wait_for)
+                      expect_bytes, free_port, parse_reply, proc_status_kb, rss_kb, wait_for)
 
 # RSS a test may leave behind once its load is gone. glibc keeps some freed
 # memory in its arenas, and the sanitizer build keeps up to
@@ -55,11 +55,7 @@ def stable_fd_count(pid, samples=3, interval=0.1, timeout=5.0):
 
 
 def vm_peak_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmPeak:"):
-                return int(line.split()[1])
-    return 0
+    return proc_status_kb(pid, "VmPeak")
 
 
 def connected_clients(px):
