@@ -374,13 +374,19 @@ static void resolve(struct io_conn *c, const char *host, int port)
 {
     struct evutil_addrinfo hints;
     struct evdns_getaddrinfo_request *req;
-    struct io_lookup *lk = xcalloc(1, sizeof(*lk));
+    struct io_lookup *lk;
     char serv[16];
 
     if (proxy.dns == NULL)
         proxy.dns = evdns_base_new(proxy.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     make_events(c, -1);
     add_connect_timeout(c);
+    if (proxy.dns == NULL) {     /* no resolver: fails like a lookup would */
+        c->dns_err = EVUTIL_EAI_FAIL;
+        fail_later(c, 0);
+        return;
+    }
+    lk = xcalloc(1, sizeof(*lk));
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
