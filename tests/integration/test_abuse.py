@@ -1123,43 +1123,6 @@ def _ready_intervals(logpath):
     return out
 
 
-class Monitor:
-    """MONITOR on a redis-server, read by a thread, until stop()."""
-
-    def __init__(self, srv):
-        self.conn = RespConn.tcp(srv.port, timeout=10)
-        assert self.conn.call("CLIENT", "SETNAME", ADMIN_NAME) == "OK"   # not the proxy's
-        assert self.conn.call("MONITOR") == "OK"
-        self.lines = []
-        self.stopping = threading.Event()
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self):
-        while not self.stopping.is_set():
-            try:
-                v = self.conn.read_reply(timeout=0.2)
-            except (socket.timeout, TimeoutError):
-                continue
-            except (Closed, OSError):
-                return
-            self.lines.append(str(v))
-
-    def stop(self):
-        self.stopping.set()
-        self.t.join(10)
-        self.conn.close()
-
-    def sets(self, prefix):
-        """{key: execution time} of the SETs of keys starting with prefix."""
-        out = {}
-        for l in self.lines:
-            parts = l.split(" ")
-            if len(parts) >= 5 and parts[3] == '"SET"' and parts[4].startswith('"' + prefix):
-                out[parts[4].strip('"')] = float(parts[0])
-        return out
-
-
 @pytest.mark.proxy_only
 def test_znode_flapping(zk_server, kz_factory, zk_proxy_factory, redis_factory, znode_path):
     """The znode flaps 1,000 times in about 10 s between two masters and
@@ -1171,7 +1134,7 @@ def test_znode_flapping(zk_server, kz_factory, zk_proxy_factory, redis_factory, 
     allowance for speed is needed). Every acknowledged write ran exactly
     once, none answered -TRYAGAIN ran. The proxy ends READY on the final
     master, and from then on nothing reaches the other one."""
-    from zkutil import zset, zdelete, plain, hp, wait_master
+    from zkutil import Monitor, zset, zdelete, plain, hp, wait_master
     a, b = redis_factory(), redis_factory()
     kz = kz_factory(zk_server.hostport)
     zset(kz, znode_path, plain(hp(a)))
@@ -1179,7 +1142,7 @@ def test_znode_flapping(zk_server, kz_factory, zk_proxy_factory, redis_factory, 
                           globals_={"loglevel": "info"})
     wait_master(px, hp(a))
     base = Baseline(px)
-    mons = {hp(a): Monitor(a), hp(b): Monitor(b)}
+    mons = {hp(a): Monitor(a, ADMIN_NAME), hp(b): Monitor(b, ADMIN_NAME)}
     stop = threading.Event()
     sent = {}                                # key -> client send time
     acked, refused, unknown = set(), set(), set()

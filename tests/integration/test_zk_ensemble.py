@@ -7,14 +7,12 @@ old master proves that nothing reached it after the change."""
 import contextlib
 import os
 import signal
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import LOCALHOST, RespConn, wait_for
-from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info, AckWriter
+from conftest import ADMIN_NAME, LOCALHOST, wait_for
+from zkutil import zset, zstat, plain, pool_info, session_id, fmt_info, AckWriter, Monitor
 
 pytestmark = pytest.mark.proxy_only
 
@@ -97,41 +95,13 @@ def _first_log_time(px, text):
     return None
 
 
-class Monitor(threading.Thread):
-    """MONITOR on a redis-server; keeps every line it gets."""
-
-    def __init__(self, srv):
-        super().__init__(daemon=True)
-        self.conn = RespConn.tcp(srv.port, timeout=10)
-        assert self.conn.call("CLIENT", "SETNAME", "rztest-admin") == "OK"
-        assert self.conn.call("MONITOR") == "OK"
-        self.lines = []
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.is_set():
-            try:
-                rep = self.conn.read_reply(timeout=0.2)
-            except (socket.timeout, TimeoutError):
-                continue
-            except Exception:
-                break
-            self.lines.append(str(rep))
-
-    def stop(self):
-        self.stop_ev.set()
-        self.join(5)
-        self.conn.close()
-
-
 @contextlib.contextmanager
 def watched_writer(px, old):
     """A writer through the proxy, SET w:<n> <n> as fast as replies come back
     (an error is recorded and the next n sent 10 ms later), and MONITOR on
     the old master. Yields (writer, monitor); on the way out the writer
     stops, then MONITOR 0.1 s later."""
-    mon = Monitor(old)
-    mon.start()
+    mon = Monitor(old, ADMIN_NAME)
     w = AckWriter(px, [("SET", "w:{seq}", "{seq}")], timeout=20, is_ack=lambda rep: rep == "OK")
     w.start()
     try:

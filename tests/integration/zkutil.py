@@ -515,11 +515,14 @@ def make_replica(replica, master, timeout=10.0):
 
 
 class Monitor(threading.Thread):
-    """MONITOR on a redis-server, collecting lines until stop()."""
+    """MONITOR on a redis-server, collecting lines until stop(). `name`: a
+    CLIENT SETNAME first (ADMIN_NAME keeps it out of the proxy's counts)."""
 
-    def __init__(self, srv):
+    def __init__(self, srv, name=None):
         super().__init__(daemon=True)
         self.conn = RespConn.tcp(srv.port, timeout=10)
+        if name is not None:
+            assert self.conn.call("CLIENT", "SETNAME", name) == "OK"
         assert self.conn.call("MONITOR") == "OK"
         self.lines, self.halt = [], threading.Event()
         self.start()
@@ -543,6 +546,15 @@ class Monitor(threading.Thread):
                 break
         self.conn.close()
         return list(self.lines)
+
+    def sets(self, prefix):
+        """{key: execution time} of the SETs seen so far of keys starting with prefix."""
+        out = {}
+        for line in list(self.lines):
+            parts = line.split(" ")
+            if len(parts) >= 5 and parts[3] == '"SET"' and parts[4].startswith('"' + prefix):
+                out[parts[4].strip('"')] = float(parts[0])
+        return out
 
 
 # the proxy's reply to a command whose master connection was lost in flight
