@@ -118,11 +118,6 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 
 /* ---- send -------------------------------------------------------------- */
 
-static void count_sent(struct backend *be)
-{
-    be->nsent++;
-}
-
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp)
 {
@@ -135,7 +130,7 @@ void backend_send(struct backend *be, struct client *c, struct evbuffer *from, s
     evbuffer_remove_buffer(from, be->io.out, len);
     io_conn_queued(&be->io);
     be->pool->stats.request_bytes += len;
-    count_sent(be);
+    be->nsent++;
     if (exp != NULL)
         q_push(be, c, exp, record, record ? (uint32_t)len : 0);
 }
@@ -150,7 +145,7 @@ void backend_send_replay(struct backend *be, struct client *c, const char *buf, 
     exp.replay = CMD_REPLAY_NONE;
     evbuffer_add(be->io.out, buf, len);
     io_conn_queued(&be->io);
-    count_sent(be);
+    be->nsent++;
     q_push(be, c, &exp, NULL, 0);
 }
 
