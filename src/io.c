@@ -48,17 +48,33 @@ static int want_read(const struct io_conn *c)
            (c->read_max == 0 || evbuffer_get_length(c->in) < c->read_max);
 }
 
+static void on_read(evutil_socket_t fd, short what, void *arg);
+
 static void update_read(struct io_conn *c)
 {
     struct timeval tv = { c->read_ms / 1000, (c->read_ms % 1000) * 1000 };
 
+    /* A persistent event keeps the timeout it was last added with and
+     * schedules it again each time it fires (libevent's ev_io_timeout):
+     * neither event_add() without one nor event_del() removes it. An event
+     * made afresh has none. */
+    if (c->read_ms == 0 && c->rd_timed) {
+        event_free(c->rd);
+        c->rd = event_new(proxy.base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+        if (c->rd == NULL)
+            util_oom(sizeof(struct event *));
+        c->rd_on = 0;
+        c->rd_timed = 0;
+    }
     if (want_read(c)) {
         /* Re-added even when on: a new timeout starts from now. */
         event_add(c->rd, c->read_ms > 0 ? &tv : NULL);
         c->rd_on = 1;
+        c->rd_timed = c->read_ms > 0;
     } else if (c->rd_on) {
         event_del(c->rd);
         c->rd_on = 0;
+        c->rd_timed = 0;
     }
 }
 
@@ -184,7 +200,7 @@ void io_conn_read_max(struct io_conn *c, size_t max)
 void io_conn_read_timeout(struct io_conn *c, int ms)
 {
     c->read_ms = ms;
-    if (c->in != NULL && c->rd_on)
+    if (c->in != NULL && (c->rd_on || c->rd_timed))
         update_read(c);
 }
 
@@ -261,6 +277,7 @@ static void make_events(struct io_conn *c, evutil_socket_t fd)
         event_free(c->wr);
     c->rd = NULL;
     c->rd_on = 0;
+    c->rd_timed = 0;
     c->fd = fd;
     if (fd >= 0) {
         c->rd = event_new(proxy.base, fd, EV_READ | EV_PERSIST, on_read, c);

@@ -54,6 +54,7 @@ struct io_conn {
     int dns_err;
     unsigned reading : 1;        /* the owner wants input */
     unsigned rd_on : 1;          /* rd is added */
+    unsigned rd_timed : 1;       /* ... with a timeout (read_ms) */
     unsigned connecting : 1;
     unsigned listed : 1;         /* on the flush list */
     unsigned waiting : 1;        /* wr is added: the socket was full */
