@@ -106,7 +106,7 @@ static void *req_fail(struct resp_reqparser *p, const char *fmt, ...)
  * redis's string2ll(): optional '-', no leading zeros, no '+', no spaces,
  * fits in long long. Returns 1 and *out, or 0.
  */
-static int parse_ll(const char *s, size_t n, long long *out)
+int resp_parse_ll(const char *s, size_t n, long long *out)
 {
     unsigned long long v = 0, limit;
     size_t i = 0;
@@ -207,7 +207,7 @@ static int req_check_elem(struct resp_reqparser *p, const char *b, size_t avail,
         }
         return 0;
     }
-    if (!parse_ll(b, (size_t)(cr - b), &ll) || ll < 0 || ll > RESP_BULK_MAX) {
+    if (!resp_parse_ll(b, (size_t)(cr - b), &ll) || ll < 0 || ll > RESP_BULK_MAX) {
         req_fail(p, "Protocol error: invalid bulk length");
         return -1;
     }
@@ -365,95 +365,113 @@ static int hexval(int c)
 }
 
 /*
- * Split an inline line like redis's sdssplitargs() and record the
- * arguments. A NUL byte would end the line (the caller never passes one).
- * Returns argc or -1 for unbalanced quotes.
+ * The next argument of an inline line, split like redis's sdssplitargs():
+ * *sp advances past it (e ends the line; a NUL byte ends it too). At most
+ * cap bytes of the argument go to tok (unescaped); *tlen gets its full
+ * length. Returns 1, 0 when the line has no more arguments, or -1 for
+ * unbalanced quotes.
  */
-static int req_split(struct resp_reqparser *p, const char *s, size_t n)
+static int inline_next(const char **sp, const char *e, char *tok, size_t cap, size_t *tlen)
 {
-    const char *e = s + strnlen(s, n);
-    int argc = 0;
+    const char *s = *sp;
+    int inq = 0, insq = 0, done = 0;
 
+    e = s + strnlen(s, (size_t)(e - s));
+    *tlen = 0;
 #define AT(i) (s + (i) < e ? (unsigned char)s[i] : 0)
-    for (;;) {
-        char tok[RESP_NAME_MAX];
-        size_t tlen = 0;
-        int inq = 0, insq = 0, done = 0;
-
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        if (s == e)
-            return argc;
-
 #define EMIT(ch)                                 \
     do {                                         \
-        if (tlen < sizeof(tok) - 1)              \
-            tok[tlen] = (char)(ch);              \
-        tlen++;                                  \
+        if (*tlen < cap)                         \
+            tok[*tlen] = (char)(ch);             \
+        (*tlen)++;                               \
     } while (0)
-        while (!done) {
-            int c = AT(0);
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    if (s == e) {
+        *sp = s;
+        return 0;
+    }
+    while (!done) {
+        int c = AT(0);
 
-            if (inq) {
-                if (c == '\\' && AT(1) == 'x' && hexval(AT(2)) >= 0 && hexval(AT(3)) >= 0) {
-                    EMIT(hexval(AT(2)) * 16 + hexval(AT(3)));
-                    s += 3;
-                } else if (c == '\\' && AT(1) != 0) {
-                    s++;
-                    switch (AT(0)) {
-                    case 'n': EMIT('\n'); break;
-                    case 'r': EMIT('\r'); break;
-                    case 't': EMIT('\t'); break;
-                    case 'b': EMIT('\b'); break;
-                    case 'a': EMIT('\a'); break;
-                    default: EMIT(AT(0)); break;
-                    }
-                } else if (c == '"') {
-                    /* a closing quote must be followed by a space or the end */
-                    if (AT(1) != 0 && !isspace(AT(1)))
-                        return -1;
-                    done = 1;
-                } else if (c == 0) {
-                    return -1;
-                } else {
-                    EMIT(c);
-                }
-            } else if (insq) {
-                if (c == '\\' && AT(1) == '\'') {
-                    s++;
-                    EMIT('\'');
-                } else if (c == '\'') {
-                    if (AT(1) != 0 && !isspace(AT(1)))
-                        return -1;
-                    done = 1;
-                } else if (c == 0) {
-                    return -1;
-                } else {
-                    EMIT(c);
-                }
-            } else {
-                switch (c) {
-                case ' ': case '\n': case '\r': case '\t': case 0:
-                    done = 1;
-                    break;
-                case '"':
-                    inq = 1;
-                    break;
-                case '\'':
-                    insq = 1;
-                    break;
-                default:
-                    EMIT(c);
-                    break;
-                }
-            }
-            if (s < e)
+        if (inq) {
+            if (c == '\\' && AT(1) == 'x' && hexval(AT(2)) >= 0 && hexval(AT(3)) >= 0) {
+                EMIT(hexval(AT(2)) * 16 + hexval(AT(3)));
+                s += 3;
+            } else if (c == '\\' && AT(1) != 0) {
                 s++;
+                switch (AT(0)) {
+                case 'n': EMIT('\n'); break;
+                case 'r': EMIT('\r'); break;
+                case 't': EMIT('\t'); break;
+                case 'b': EMIT('\b'); break;
+                case 'a': EMIT('\a'); break;
+                default: EMIT(AT(0)); break;
+                }
+            } else if (c == '"') {
+                /* a closing quote must be followed by a space or the end */
+                if (AT(1) != 0 && !isspace(AT(1)))
+                    return -1;
+                done = 1;
+            } else if (c == 0) {
+                return -1;
+            } else {
+                EMIT(c);
+            }
+        } else if (insq) {
+            if (c == '\\' && AT(1) == '\'') {
+                s++;
+                EMIT('\'');
+            } else if (c == '\'') {
+                if (AT(1) != 0 && !isspace(AT(1)))
+                    return -1;
+                done = 1;
+            } else if (c == 0) {
+                return -1;
+            } else {
+                EMIT(c);
+            }
+        } else {
+            switch (c) {
+            case ' ': case '\n': case '\r': case '\t': case 0:
+                done = 1;
+                break;
+            case '"':
+                inq = 1;
+                break;
+            case '\'':
+                insq = 1;
+                break;
+            default:
+                EMIT(c);
+                break;
+            }
         }
+        if (s < e)
+            s++;
+    }
 #undef EMIT
+#undef AT
+    *sp = s;
+    return 1;
+}
+
+/* Split an inline line and record its arguments. Returns argc or -1 for
+ * unbalanced quotes. */
+static int req_split(struct resp_reqparser *p, const char *s, size_t n)
+{
+    const char *e = s + n;
+    int argc = 0;
+
+    for (;;) {
+        char tok[RESP_NAME_MAX];
+        size_t tlen;
+        int r = inline_next(&s, e, tok, sizeof(tok) - 1, &tlen);
+
+        if (r <= 0)
+            return r < 0 ? -1 : argc;
         req_arg(p, argc++, tok, tlen);
     }
-#undef AT
 }
 
 /* An inline command at the front of `in` (redis processInlineBuffer). */
@@ -530,7 +548,7 @@ static int req_header(struct resp_reqparser *p, struct evbuffer *in, size_t avai
         return 0; /* the LF is not there yet */
     if (evbuffer_copyout(in, tmp, (size_t)cr + 2) != cr + 2)
         abort();
-    if (!parse_ll(tmp + 1, (size_t)cr - 1, &ll) || ll > RESP_MULTIBULK_MAX || tmp[cr + 1] != '\n') {
+    if (!resp_parse_ll(tmp + 1, (size_t)cr - 1, &ll) || ll > RESP_MULTIBULK_MAX || tmp[cr + 1] != '\n') {
         req_fail(p, "Protocol error: invalid multibulk length");
         return -1;
     }
@@ -598,7 +616,7 @@ static inline int fast_len(const char *b, size_t n, long long *ll, size_t *next)
     cr = memchr(b + 1, '\r', n - 1 < 22 ? n - 1 : 22);
 
     if (cr == NULL || (size_t)(cr - b) + 1 >= n || cr[1] != '\n' ||
-        !parse_ll(b + 1, (size_t)(cr - b) - 1, ll))
+        !resp_parse_ll(b + 1, (size_t)(cr - b) - 1, ll))
         return 0;
     *next = (size_t)(cr - b) + 2;
     return 1;
@@ -773,6 +791,97 @@ fail:
     if (err != NULL && errlen > 0)
         snprintf(err, errlen, "%s", p->errstr);
     return -1;
+}
+
+/* ---- a request's every argument ------------------------------------------ */
+
+void resp_args_free(struct resp_args *a)
+{
+    free(a->buf);
+    free(a->argv);
+    free(a->len);
+    memset(a, 0, sizeof(*a));
+}
+
+static void args_put(struct resp_args *a, const char *s, size_t len)
+{
+    a->argv[a->argc] = s;
+    a->len[a->argc] = len;
+    a->argc++;
+}
+
+/* A multibulk request the framer accepted: "*<n>\r\n" then n times
+ * "$<len>\r\n<bytes>\r\n". Each argument's CR becomes its NUL. */
+static int args_multibulk(struct resp_args *a, char *b, size_t n, size_t max)
+{
+    char *end = b + n, *p = memchr(b, '\r', n);
+    long long argc, len;
+
+    if (p == NULL || !resp_parse_ll(b + 1, (size_t)(p - b - 1), &argc) || argc <= 0 ||
+        (size_t)argc > max)
+        return -1;
+    p += 2;
+    for (long long i = 0; i < argc; i++) {
+        char *cr;
+
+        if (p >= end || *p != '$' || (cr = memchr(p, '\r', (size_t)(end - p))) == NULL ||
+            !resp_parse_ll(p + 1, (size_t)(cr - p - 1), &len) || len < 0 ||
+            end - (cr + 2) < len + 2)
+            return -1;
+        p = cr + 2;
+        p[len] = '\0';
+        args_put(a, p, (size_t)len);
+        p += len + 2;
+    }
+    return 0;
+}
+
+/* An inline request: its arguments are unescaped into the second half of
+ * the buffer (never longer than the line they come from). */
+static int args_inline(struct resp_args *a, char *b, size_t n, size_t max)
+{
+    const char *s = b, *e = b + n;
+    char *out = b + n + 1;
+
+    for (;;) {
+        size_t tlen;
+        int r = inline_next(&s, e, out, n, &tlen);
+
+        if (r <= 0)
+            return r;
+        if ((size_t)a->argc == max)
+            return -1;
+        out[tlen] = '\0';
+        args_put(a, out, tlen);
+        out += tlen + 1;
+    }
+}
+
+int resp_args_get(struct evbuffer *in, const struct resp_request *req, struct resp_args *a)
+{
+    size_t n = req->len;
+    /* Every argument takes at least 2 bytes of the request ("x " inline,
+     * "$0\r\n\r\n" multibulk): a bound that needs no second pass. */
+    size_t max = n / 2 + 1;
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    a->buf = malloc(2 * n + 2);
+    a->argv = malloc(max * sizeof(*a->argv));
+    a->len = malloc(max * sizeof(*a->len));
+    if (a->buf == NULL || a->argv == NULL || a->len == NULL ||
+        evbuffer_copyout(in, a->buf, n) != (ev_ssize_t)n) {
+        resp_args_free(a);
+        return -1;
+    }
+    a->buf[n] = '\0';
+    rc = (req->flags & RESP_REQ_INLINE) ? args_inline(a, a->buf, n, max)
+                                        : args_multibulk(a, a->buf, n, max);
+    if (rc < 0) {
+        resp_args_free(a);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- replies ------------------------------------------------------------- */

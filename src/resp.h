@@ -74,6 +74,30 @@ int resp_reqparser_next(struct resp_reqparser *p, struct evbuffer *in,
  * a complete request in one piece (the two must agree byte for byte). */
 void resp_reqparser_slow_only(struct resp_reqparser *p);
 
+/*
+ * Every argument of a framed request, for the few commands the proxy
+ * answers or checks itself (CLIENT SETNAME, HELLO, AUTH, SELECT). They come
+ * at connection set-up, not per request, so this copies the request once
+ * and allocates; ordinary commands never come here.
+ */
+struct resp_args {
+    int argc;
+    const char **argv;           /* NUL-terminated; may hold NULs: use len */
+    size_t *len;
+    char *buf;                   /* owns the bytes */
+};
+
+/* The arguments of `req`, whose req->len bytes are at the front of `in`
+ * (left there). 0, or -1 if the bytes are not the framed request (a bug) or
+ * memory ran out. Free with resp_args_free() either way. */
+int resp_args_get(struct evbuffer *in, const struct resp_request *req,
+                  struct resp_args *a) RZ_MUSTCHECK;
+void resp_args_free(struct resp_args *a);
+
+/* redis's string2ll(): an optional '-', then digits without leading zeros
+ * ("0" alone is fine), no '+', no spaces, within long long. 1 and *out, or 0. */
+int resp_parse_ll(const char *s, size_t n, long long *out);
+
 /* ---- replies ------------------------------------------------------------- */
 
 #define RESP_KIND_MAX 16
