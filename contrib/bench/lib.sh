@@ -12,6 +12,10 @@ PY=/usr/bin/python3                   # stdlib only; not the python3 on PATH
 RZPROXY=${RZPROXY:-$TOP/src/rzproxy}
 RELAY=$BENCH_DIR/relay
 LOCALHOST=127.0.0.1
+# The ACL user every redis-server started here has, for the "modern client"
+# shapes (redis-benchmark --user ... -a ...); the default user stays nopass.
+ACL_USER=bench
+ACL_PASS=benchpass
 
 PIDS=()                               # every process we started, by pid
 NAMES=()                              # its name, same index
@@ -148,6 +152,16 @@ port_open() {
     fi
 }
 
+# unspawn PID: forget a pid that was stopped already (its slot in the cleanup
+# list is blanked, so a later stop_all cannot signal a reused pid).
+unspawn() {
+    local i
+    for i in "${!PIDS[@]}"; do
+        [ "${PIDS[i]}" = "$1" ] && PIDS[i]=""
+    done
+    return 0
+}
+
 # spawn NAME LOGFILE CMD...: start CMD in the background, remember its pid
 # in SPAWNED_PID and in the cleanup list.
 spawn() {
@@ -184,6 +198,20 @@ probe() {
     [ "$got" = ok ] || die "target '$name' (port $port) does not forward: got '$got'"
 }
 
+# probe_modern NAME PORT DB: the same through a session that starts like a
+# modern client library's (RESP3, AUTH with a user, SELECT DB).
+probe_modern() {
+    local name=$1 port=$2 db=$3 got cli
+    cli=(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" -3 --user "$ACL_USER" --pass "$ACL_PASS"
+         -n "$db" --no-auth-warning)
+    got=$("${cli[@]}" set "bench:probe:$name" modern 2>&1) || true
+    if [ "$got" = OK ]; then
+        got=$("${cli[@]}" get "bench:probe:$name" 2>&1) || true
+    fi
+    [ "$got" = modern ] ||
+        die "target '$name' (port $port) does not forward a HELLO 3 + AUTH $ACL_USER + SELECT $db session: got '$got'"
+}
+
 # WRAP (an array, e.g. valgrind ...) is put in front of the command line of
 # the proxies start_target starts.
 WRAP=()
@@ -194,6 +222,10 @@ start_redis() {                       # start_redis -> REDIS_PORT, REDIS_PID
         --save "" --appendonly no --maxclients 30000 --dir "$WORK"
     REDIS_PID=$SPAWNED_PID
     wait_up redis "$REDIS_PID" "$REDIS_PORT" "$WORK/redis.log"
+    local got
+    got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$REDIS_PORT" \
+        ACL SETUSER "$ACL_USER" on ">$ACL_PASS" '~*' '&*' +@all 2>&1) || true
+    [ "$got" = OK ] || die "redis-server: ACL SETUSER $ACL_USER failed: '$got'"
 }
 
 # start_target NAME: NAME is one of rzproxy-shared rzproxy-pinned twemproxy
@@ -219,6 +251,10 @@ pool bench
     backend-sharing $([ "$name" = rzproxy-shared ] && echo yes || echo no)
     backend-connections ${BENCH_RZ_BACKENDS:-2}
 EOF
+            # extra pool lines (newline-separated), e.g. a knob of a newer build
+            if [ -n "${BENCH_RZ_CONF_EXTRA:-}" ]; then
+                printf '%s\n' "$BENCH_RZ_CONF_EXTRA" | sed 's/^[[:space:]]*/    /' >>"$conf"
+            fi
             "$RZPROXY" --test-conf "$conf" >"$WORK/$name.test-conf" 2>&1 ||
                 { cat "$WORK/$name.test-conf" >&2; die "target '$name': bad conf $conf"; }
             spawn "$name" "$logf" "${WRAP[@]}" "$RZPROXY" "$conf" ;;
@@ -275,6 +311,42 @@ deps_for() {
             relay) echo gcc ;;
         esac
     done
+}
+
+# ---------------------------------------------------------------- master connections
+
+# conns_start EXCLUDE_PID...: start conns.py on REDIS_PORT (it leaves out its
+# own connection and those of the EXCLUDE_PIDs) and wait until it has taken
+# its first sample. conns_stop then sets CONNS_MAX to the highest count seen.
+conns_start() {
+    local pids i
+    pids=$(tr ' ' ',' <<<"$*")
+    rm -f "$WORK/conns.out" "$WORK/conns.log"
+    spawn conns "$WORK/conns.log" "$PY" "$BENCH_DIR/conns.py" "$REDIS_PORT" "$WORK/conns.out" \
+        --exclude-pids "$pids" --interval "${BENCH_CONNS_INTERVAL:-0.02}" \
+        --max-seconds "$((${RUN_TIMEOUT:-120} + 30))"
+    CONNS_PID=$SPAWNED_PID
+    for i in $(seq 200); do
+        grep -qx ready "$WORK/conns.log" 2>/dev/null && return 0
+        kill -0 "$CONNS_PID" 2>/dev/null || break
+        sleep 0.025
+    done
+    cat "$WORK/conns.log" >&2
+    die "conns.py (the master connection sampler) did not start"
+}
+
+conns_stop() {
+    local i
+    kill -TERM "$CONNS_PID" 2>/dev/null || true
+    for i in $(seq 100); do       # it takes a last sample and writes its result
+        kill -0 "$CONNS_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    stop_pid "$CONNS_PID"
+    unspawn "$CONNS_PID"
+    CONNS_MAX=""
+    if [ -s "$WORK/conns.out" ]; then read -r CONNS_MAX _ <"$WORK/conns.out"; fi
+    [ -n "$CONNS_MAX" ] || { cat "$WORK/conns.log" >&2; die "conns.py (the master connection sampler) wrote no result"; }
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
