@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "client.h"
 #include "conf.h"
 #include "gate.h"
 #include "log.h"
@@ -34,7 +35,7 @@ enum pool_metric_id {
     PM_CLIENTS, PM_CLIENTS_HELD, PM_CLIENTS_ACCEPTED, PM_COMMANDS, PM_REQUEST_BYTES,
     PM_REPLY_BYTES, PM_TRYAGAIN, PM_READONLY_RETRIES, PM_SWITCHES, PM_EPOCH, PM_GATED_SECONDS,
     PM_LAST_SWITCH_SECONDS, PM_BACKEND_CONNECTS, PM_BACKEND_FAILURES, PM_ZNODE_VERSION,
-    PM_ZNODE_AGE_SECONDS, PM_COUNT
+    PM_ZNODE_AGE_SECONDS, PM_SESSION_GROUPS, PM_SHARED_CONNECTIONS, PM_CLIENTS_PINNED, PM_COUNT
 };
 
 struct pool_metric {
@@ -70,6 +71,12 @@ static const struct pool_metric pool_metrics[PM_COUNT] = {
                            "Version of the znode data applied (-1 = none)." },
     [PM_ZNODE_AGE_SECONDS] = { "znode_age_seconds", "gauge",
                                "Seconds since the znode data applied was written (-1 = none)." },
+    [PM_SESSION_GROUPS] = { "session_groups", "gauge",
+                            "Session groups (db, protocol, user) with shared connections." },
+    [PM_SHARED_CONNECTIONS] = { "shared_connections", "gauge",
+                                "Shared backend connections open, all session groups." },
+    [PM_CLIENTS_PINNED] = { "clients_pinned", "gauge",
+                            "Clients with a backend connection of their own." },
 };
 
 static void pool_values(struct pool *p, uint64_t now_ms, double v[PM_COUNT])
@@ -94,6 +101,9 @@ static void pool_values(struct pool *p, uint64_t now_ms, double v[PM_COUNT])
     v[PM_ZNODE_VERSION] = p->zk && p->gate.mzxid >= 0 ? p->gate.version : -1;
     v[PM_ZNODE_AGE_SECONDS] = p->znode_mtime_ms > 0 && wall_ms >= p->znode_mtime_ms
                               ? (double)(wall_ms - p->znode_mtime_ms) / 1000.0 : -1;
+    v[PM_SESSION_GROUPS] = p->ngroups;
+    v[PM_SHARED_CONNECTIONS] = pool_shared_open(p);
+    v[PM_CLIENTS_PINNED] = client_count_pinned(p);
 }
 
 /* "host:port" of where the pool forwards, "" while gated. */
@@ -212,6 +222,30 @@ static void metrics_pools(struct evbuffer *out, uint64_t now_ms)
     free(v);
 }
 
+/* Label value "" stands for clients that sent no CLIENT SETINFO LIB-NAME. */
+static void add_lib_metric(const char *lib, int n, void *arg)
+{
+    void **ctx = arg;
+    struct evbuffer *out = ctx[0];
+    const struct pool *p = ctx[1];
+
+    evbuffer_add_printf(out, "rzproxy_pool_clients_by_library{pool=\"%s\",lib_name=\"", p->name);
+    add_label(out, lib);
+    evbuffer_add_printf(out, "\"} %d\n", n);
+}
+
+static void metrics_libraries(struct evbuffer *out)
+{
+    add_family(out, "rzproxy_pool_clients_by_library", "gauge",
+               "Clients open, by the library name they gave with CLIENT SETINFO LIB-NAME "
+               "(\"\" = none).");
+    for (int i = 0; i < proxy.npools; i++) {
+        void *ctx[2] = { out, proxy.pools[i] };
+
+        client_count_libs(proxy.pools[i], add_lib_metric, ctx);
+    }
+}
+
 static void serve_metrics(struct evhttp_request *req)
 {
     struct evbuffer *out = evbuffer_new();
@@ -220,6 +254,7 @@ static void serve_metrics(struct evhttp_request *req)
     metrics_process(out, now);
     metrics_pool_state(out);
     metrics_pools(out, now);
+    metrics_libraries(out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, HTTP_OK, "OK", out);
@@ -251,12 +286,17 @@ static void serve_healthz(struct evhttp_request *req)
 
 /* ---- /info ------------------------------------------------------------------ */
 
+static void add_lib_json(const char *lib, int n, void *arg)
+{
+    json_object_set_new(arg, lib, json_integer(n));
+}
+
 static json_t *info_pool(struct pool *p, uint64_t now_ms)
 {
     double v[PM_COUNT];
     char m[300];
     const char *why = pool_unavailable(p);
-    json_t *o = json_object();
+    json_t *o = json_object(), *libs;
 
     pool_values(p, now_ms, v);
     json_object_set_new(o, "name", json_string(p->name));
@@ -276,6 +316,9 @@ static json_t *info_pool(struct pool *p, uint64_t now_ms)
         else
             json_object_set_new(o, pool_metrics[k].name, json_real(v[k]));
     }
+    libs = json_object();
+    client_count_libs(p, add_lib_json, libs);
+    json_object_set_new(o, "clients_by_library", libs);
     return o;
 }
 

@@ -36,6 +36,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "group.h"
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
@@ -51,8 +52,7 @@ static const struct io_handler backend_io = { backend_read_cb, backend_drained, 
 
 /* ---- reply FIFO -------------------------------------------------------- */
 
-static void q_push(struct backend *be, struct client *owner, const struct session_expect *exp,
-                   char *record, uint32_t record_len)
+static void q_push(struct backend *be, struct client *owner, const struct session_expect *exp)
 {
     if (be->qlen == be->qcap) {
         uint32_t ncap = be->qcap ? be->qcap * 2 : 16;
@@ -65,8 +65,7 @@ static void q_push(struct backend *be, struct client *owner, const struct sessio
         be->qcap = ncap;
         be->qhead = 0;
     }
-    be->q[(be->qhead + be->qlen) & (be->qcap - 1)] =
-        (struct backend_entry){ owner, *exp, record, record_len };
+    be->q[(be->qhead + be->qlen) & (be->qcap - 1)] = (struct backend_entry){ owner, *exp };
     be->qlen++;
 }
 
@@ -93,13 +92,23 @@ static void q_pop(struct backend *be)
 
 /* ---- connect ----------------------------------------------------------- */
 
-struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
+/*
+ * The set-up commands (group.c) and verify-role's ROLE are queued before
+ * the connect completes, so they are the first thing the server reads. The
+ * connection stays CONNECTING until every set-up reply is in: no client
+ * command goes out on a connection not yet in its state, and a refusal
+ * leaves every waiting command unsent.
+ */
+struct backend *backend_connect(struct pool *p, struct client *pinned, struct group *g, int slot,
+                                const struct session_state *st)
 {
+    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
     struct backend *be = xcalloc(1, sizeof(*be));
 
     be->id = ++proxy.next_id;
     be->pool = p;
     be->pinned = pinned;
+    be->group = g;
     be->slot = slot;
     be->epoch = p->epoch;
     be->state = BACKEND_CONNECTING;
@@ -110,9 +119,21 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
     io_conn_connect(&be->io, p->master_host, p->master_port, p->cf->connect_timeout_ms,
                     &backend_io, be, proxy.conf->output_buffer_limit / 2);
     io_conn_read(&be->io, 1);
+    be->setup_left = session_state_setup(st, be->io.out);
+    if (be->setup_left > 0) {
+        be->setup_st = xmalloc(sizeof(*be->setup_st));
+        session_state_init(be->setup_st);
+        session_state_copy(be->setup_st, st);
+    }
+    if (p->cf->verify_role) {
+        evbuffer_add(be->io.out, role, sizeof(role) - 1);
+        be->setup_left++;
+        be->setup_role = 1;
+    }
     p->stats.backend_connects++;
-    log_debug(p->name, "backend %llu connecting to %s:%d (%s)", (unsigned long long)be->id,
-              p->master_host, p->master_port, pinned ? "pinned" : "shared");
+    log_debug(p->name, "backend %llu connecting to %s:%d (%s, %d set-up commands)",
+              (unsigned long long)be->id, p->master_host, p->master_port,
+              pinned ? "pinned" : "shared", be->setup_left);
     return be;
 }
 
@@ -121,32 +142,12 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, int slot)
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp)
 {
-    char *record = NULL;
-
-    if (exp != NULL && (exp->flags & SESSION_EXP_RECORD) && len <= UINT32_MAX) {
-        record = xmalloc(len);
-        evbuffer_copyout(from, record, len);
-    }
     evbuffer_remove_buffer(from, be->io.out, len);
     io_conn_queued(&be->io);
     be->pool->stats.request_bytes += len;
     be->nsent++;
     if (exp != NULL)
-        q_push(be, c, exp, record, record ? (uint32_t)len : 0);
-}
-
-void backend_send_replay(struct backend *be, struct client *c, const char *buf, size_t len)
-{
-    struct session_expect exp;
-
-    memset(&exp, 0, sizeof(exp));
-    exp.kind = SESSION_EXPECT_ONE;
-    exp.flags = SESSION_EXP_SWALLOW;
-    exp.replay = CMD_REPLAY_NONE;
-    evbuffer_add(be->io.out, buf, len);
-    io_conn_queued(&be->io);
-    be->nsent++;
-    q_push(be, c, &exp, NULL, 0);
+        q_push(be, c, exp);
 }
 
 void backend_set_raw(struct backend *be)
@@ -157,10 +158,8 @@ void backend_set_raw(struct backend *be)
         return;
     }
     be->raw = 1;
-    while (be->qlen > 0) {
-        free(q_head(be)->record);
+    while (be->qlen > 0)
         q_pop(be);
-    }
     client_replies_untracked(be->pinned);
 }
 
@@ -196,49 +195,88 @@ static void backend_drained(void *arg)
     wake_waiters(arg);
 }
 
-/* ---- ready, and verify-role ---------------------------------------------- */
+/* ---- ready, and set-up ----------------------------------------------------- */
 
-/* Up (and verified): clients may send. */
+static void free_setup_st(struct backend *be)
+{
+    if (be->setup_st != NULL) {
+        session_state_free(be->setup_st);
+        free(be->setup_st);
+        be->setup_st = NULL;
+    }
+}
+
+/* Up and set up: clients may send. */
 static void backend_ready(struct backend *be)
 {
+    free_setup_st(be);
+    if (be->group != NULL)
+        group_setup_done(be->group, 1);
     io_conn_read_timeout(&be->io, 0);
-    be->verifying = 0;
     be->state = BACKEND_CONNECTED;
     log_debug(be->pool->name, "backend %llu connected", (unsigned long long)be->id);
     wake_waiters(be);
 }
 
-/*
- * verify-role: before any client command, ask the server what it is. The
- * connection stays CONNECTING meanwhile, so a failure leaves every waiting
- * command unsent. The answer must come within connect-timeout.
- */
-static void start_verify(struct backend *be)
-{
-    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
-
-    io_conn_read_timeout(&be->io, be->pool->cf->connect_timeout_ms);
-    be->verifying = 1;
-    evbuffer_add(be->io.out, role, sizeof(role) - 1);
-    io_conn_queued(&be->io);
-}
-
-/* The ROLE reply is complete: its first element says "master" or not. */
-static int verified(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
+/* verify-role: the ROLE reply's first element says "master" or not. */
+static int role_verified(struct backend *be, const struct resp_reply_info *ri)
 {
     char why[160];
 
-    evbuffer_drain(be->io.in, *pending);
-    *pending = 0;
-    if (ri->type == '*' && strcmp(ri->kind, "master") == 0) {
-        backend_ready(be);
+    if (ri->type == '*' && strcmp(ri->kind, "master") == 0)
         return 0;
-    }
     snprintf(why, sizeof(why), "verify-role: ROLE says \"%s\", not master",
              ri->type == '*' ? ri->kind : "(an error)");
     pool_master_readonly(be->pool);
     backend_close(be, why);
     return -1;
+}
+
+/*
+ * The server refused a set-up command (a wrong password, a db out of
+ * range, a protocol it does not speak): this connection is not in the
+ * state it is for, so it closes with nothing sent. Every client waiting
+ * for it is given the server's own error line to answer with (client.c).
+ * Not a connect failure: the server answered, and the pool stays usable.
+ */
+static int setup_refused(struct backend *be, size_t *pending)
+{
+    char line[256], shown[200], why[256];
+    size_t n = *pending < sizeof(line) - 3 ? *pending : sizeof(line) - 3;
+    struct client *c;
+
+    evbuffer_copyout(be->io.in, line, n);
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+        n--;
+    memcpy(line + n, "\r\n", 3);
+    evbuffer_drain(be->io.in, *pending);
+    *pending = 0;
+    TAILQ_FOREACH(c, &be->waiters, wait_link)
+        client_setup_refused(c, line, be->setup_st);
+    if (be->group != NULL)
+        group_setup_done(be->group, 0);
+    util_escape(line, n, shown, sizeof(shown));
+    snprintf(why, sizeof(why), "set-up refused by the master: %s", shown);
+    log_info(be->pool->name, "backend %llu: %s", (unsigned long long)be->id, why);
+    backend_release(be, why);
+    return -1;
+}
+
+/* One set-up reply is complete: it is the first *pending bytes of the
+ * input. Returns -1 if the backend was closed. */
+static int setup_reply(struct backend *be, size_t *pending, const struct resp_reply_info *ri)
+{
+    int last = --be->setup_left == 0;
+
+    if ((ri->type == '-' || ri->type == '!') && !(last && be->setup_role))
+        return setup_refused(be, pending);
+    evbuffer_drain(be->io.in, *pending);
+    *pending = 0;
+    if (last && be->setup_role && role_verified(be, ri) < 0)
+        return -1;
+    if (last)
+        backend_ready(be);
+    return 0;
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -290,6 +328,16 @@ static int is_readonly_error(struct evbuffer *in)
 
 /* A shared connection to a previous master closes once drained. Returns -1
  * if it was closed. */
+/* An entry leaves the FIFO: its owner learns what the command changed.
+ * ok: answered, and not with an error. */
+static void settle(struct client *owner, const struct backend_entry *e, int ok)
+{
+    if (e->exp.flags & SESSION_EXP_MOVE)
+        client_move_done(owner, ok);
+    if ((e->exp.flags & SESSION_EXP_RESET) && ok)
+        client_reset_done(owner);
+}
+
 static int close_if_drained(struct backend *be)
 {
     if (be->retired && be->qlen == 0) {
@@ -309,23 +357,12 @@ static int refused(struct backend *be, size_t *pending)
     evbuffer_drain(be->io.in, *pending);
     *pending = 0;
     q_pop(be);
-    free(done.record);
+    settle(done.owner, &done, 0);
     be->partial = NULL;
     client_reply_refused(done.owner, (done.exp.flags & SESSION_EXP_RETRY) != 0);
     return close_if_drained(be);
 }
 
-/* Reply bytes go to their owner, unless the head is a replay the proxy
- * sent itself: then they are ours and dropped. */
-static void pass_on(struct backend *be, struct client *owner, struct evbuffer *in, size_t n)
-{
-    struct backend_entry *head = q_head(be);
-
-    if (head != NULL && (head->exp.flags & SESSION_EXP_SWALLOW))
-        evbuffer_drain(in, n);
-    else
-        client_deliver(owner, in, n);
-}
 
 /* A whole reply has been scanned; its last bytes are the first `*pending`
  * bytes of the input. Returns -1 if the backend was closed. */
@@ -336,10 +373,10 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
     struct client *owner = current_owner(be);
     enum session_reply r;
 
-    if (be->verifying)
-        return verified(be, pending, ri);
+    if (be->setup_left > 0)
+        return setup_reply(be, pending, ri);
     /* A command answered in good order is what proves the master usable
-     * (not the connect, nor verify-role's ROLE): a server that accepts and
+     * (not the connect, nor the set-up or verify-role's ROLE): a server that accepts and
      * then hangs up or speaks garbage before that keeps the pool's backoff
      * growing (see teardown) instead of being reconnected per command. */
     if (!be->answered) {
@@ -361,27 +398,18 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
          * A static master has no next one: its refusal is passed on as is. */
         if (be->epoch == be->pool->epoch)
             pool_master_readonly(be->pool);
-        if (be->pool->zk && r == SESSION_REPLY_DONE && head != NULL &&
-            !(head->exp.flags & SESSION_EXP_SWALLOW))
+        if (be->pool->zk && r == SESSION_REPLY_DONE && head != NULL)
             return refused(be, pending);
     }
-    pass_on(be, owner, in, *pending);
+    client_deliver(owner, in, *pending);
     *pending = 0;
     if (r == SESSION_REPLY_DONE) {
         int is_error = ri->type == '-' || ri->type == '!';
         struct backend_entry done = *head;
 
         q_pop(be);
-        /* Connection state the client set, kept for a later move. */
-        if (done.record != NULL && !is_error)
-            client_replay_record(owner, done.exp.replay, done.record, done.record_len);
-        else
-            free(done.record);
-        if ((done.exp.flags & SESSION_EXP_RESET) && !is_error)
-            client_replay_clear(owner);
+        settle(owner, &done, !is_error);
         client_reply_done(owner);
-        if ((done.exp.flags & SESSION_EXP_SWALLOW) && is_error)
-            client_replay_failed(owner);
         if (close_if_drained(be) < 0)
             return -1;
     }
@@ -438,9 +466,11 @@ static void backend_read_cb(void *arg)
         if (done && reply_complete(be, &pending, &ri) < 0)
             return;
     }
-    /* The head owns the start of an unfinished reply: pass it on now. */
-    if (pending > 0 && be->verifying) {
-        evbuffer_drain(in, pending);     /* ROLE's: the scanner kept what we need */
+    /* The head owns the start of an unfinished reply: pass it on now. A
+     * set-up reply stays whole in the input: its error line is the answer
+     * waiting clients may get. */
+    if (pending > 0 && be->setup_left > 0) {
+        be->held = pending;
     } else if (pending > 0) {
         struct client *owner = current_owner(be);
 
@@ -452,7 +482,7 @@ static void backend_read_cb(void *arg)
             be->held = pending;
             return;
         }
-        pass_on(be, owner, in, pending);
+        client_deliver(owner, in, pending);
         if (!be->raw)
             be->partial = owner;
         if (be->paused_for == NULL && client_output_full(owner))
@@ -471,11 +501,11 @@ static void backend_event_cb(void *arg, int what, int err)
         int one = 1;
 
         (void)setsockopt(be->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (be->pool->cf->verify_role) {
-            start_verify(be);
-            return;
-        }
-        backend_ready(be);
+        /* The set-up's answers must come within connect-timeout. */
+        if (be->setup_left > 0)
+            io_conn_read_timeout(&be->io, be->pool->cf->connect_timeout_ms);
+        else
+            backend_ready(be);
         return;
     }
     if (what & IO_TIMEOUT)
@@ -536,10 +566,9 @@ static void teardown(struct backend *be, const char *reason, int failure)
         struct client *owner = e.owner;
 
         q_pop(be);
-        free(e.record);
-        /* A replay the proxy sent was never the client's command: no reply. */
-        client_reply_failed(owner, owner == be->partial || (e.exp.flags & SESSION_EXP_SWALLOW)
-                                   ? NULL : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
+        settle(owner, &e, 0);
+        client_reply_failed(owner, owner == be->partial ? NULL
+                                   : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
         if (pinned == NULL)
             client_backend_closed(owner, was_connected, reason);
     }
@@ -547,6 +576,7 @@ static void teardown(struct backend *be, const char *reason, int failure)
         client_backend_closed(pinned, was_connected, reason);
 
     io_conn_close(&be->io);
+    free_setup_st(be);
     resp_scan_free(&be->scan);
     free(be->q);
     free(be);

@@ -22,6 +22,8 @@
 struct evbuffer;
 struct pool;
 struct client;
+struct group;
+struct session_state;
 
 enum backend_state {
     BACKEND_CONNECTING,          /* connect() in progress; writes queue up */
@@ -32,8 +34,6 @@ enum backend_state {
 struct backend_entry {
     struct client *owner;        /* whose reply this is (a zombie's is dropped) */
     struct session_expect exp;   /* what the command waits for */
-    char *record;                /* SESSION_EXP_RECORD: the request, kept if it succeeds */
-    uint32_t record_len;
 };
 
 struct backend {
@@ -42,7 +42,9 @@ struct backend {
     struct io_conn io;
     enum backend_state state;
     struct client *pinned;       /* the one owner of a pinned connection, else NULL */
-    int slot;                    /* index in pool->shared, -1 if pinned or retired */
+    struct group *group;         /* shared: the session group whose slot it fills;
+                                    NULL if pinned or retired */
+    int slot;                    /* index in group->conns, -1 if pinned or retired */
     uint64_t epoch;              /* pool->epoch when opened: its master */
     int retired;                 /* shared, to a previous master: close once drained */
     TAILQ_ENTRY(backend) retired_link;
@@ -50,10 +52,14 @@ struct backend {
     uint32_t qhead, qlen, qcap;  /* qcap is a power of two */
     struct resp_scan scan;       /* reply framing state */
     int raw;                     /* replies no longer countable: forward as they come */
-    int verifying;               /* verify-role: ROLE sent, answer not in yet */
+    int setup_left;              /* set-up replies still to come (AUTH, HELLO, SELECT,
+                                    ROLE): CONNECTING until they are all in */
+    int setup_role;              /* the last set-up command is verify-role's ROLE */
+    struct session_state *setup_st;/* the session state it is set up in (group.c), until
+                                    the set-up is done */
     struct client *paused_for;   /* reading stopped until this client's output drains */
     uint64_t paused_since_ms;    /* when paused_for was set */
-    uint64_t nsent;              /* client commands (and replays) sent on it: while 0,
+    uint64_t nsent;              /* client commands sent on it: while 0,
                                     no client state or command can be lost with it */
     int answered;                /* a command's reply came in good order */
     struct client *partial;      /* got the first part of the reply being read */
@@ -63,17 +69,16 @@ struct backend {
     TAILQ_HEAD(, client) waiters;/* clients waiting for our output to drain */
 };
 
-/* Open a connection to the pool's current master. pinned is its only owner,
- * or NULL for a shared connection in `slot`. */
-struct backend *backend_connect(struct pool *p, struct client *pinned, int slot);
+/* Open a connection to the pool's current master, set up in session state
+ * st before any client command goes on it. pinned is its only owner, or
+ * NULL for a shared connection in slot `slot` of group g. */
+struct backend *backend_connect(struct pool *p, struct client *pinned, struct group *g, int slot,
+                                const struct session_state *st);
 
 /* Move len bytes from the front of `from` to the master and, unless exp is
  * NULL (no reply expected), record that c owns the reply. */
 void backend_send(struct backend *be, struct client *c, struct evbuffer *from, size_t len,
                   const struct session_expect *exp);
-/* Send a copy of a recorded command on c's behalf, its reply swallowed:
- * restoring c's connection state on a new connection. */
-void backend_send_replay(struct backend *be, struct client *c, const char *buf, size_t len);
 /* A pinned connection whose replies can no longer be counted (MONITOR, SYNC,
  * replies switched off around a blocking call): from now on every byte goes
  * to the owner as it comes, and nothing is outstanding. */

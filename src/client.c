@@ -153,13 +153,24 @@ static void schedule(struct client *c)
     event_active(proxy.wake, EV_TIMEOUT, 0);
 }
 
+static void forget_refusal(struct client *c)
+{
+    free(c->refusal);
+    c->refusal = NULL;
+    session_state_free(&c->refused);
+}
+
 static void client_free(struct client *c)
 {
     if (c->pending)
         TAILQ_REMOVE(&proxy.pending, c, pending_link);
     TAILQ_REMOVE(&proxy.clients, c, link);
     resp_reqparser_free(c->parser);
-    client_replay_clear(c);
+    session_state_free(&c->st);
+    session_state_free(&c->next);
+    free(c->next_name);
+    forget_refusal(c);
+    clientcmd_names_free(&c->names);
     free(c->keep);
     if (c->retry != NULL)
         evbuffer_free(c->retry);
@@ -245,8 +256,18 @@ void client_accept(struct pool *p, evutil_socket_t fd, const char *peer)
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->parser = resp_reqparser_new();
     session_init(&c->sess);
-    c->pinned = !p->cf->backend_sharing;
+    session_state_init(&c->st);
+    session_state_init(&c->next);
+    session_state_init(&c->refused);
+    if (p->cf->backend_sharing) {
+        c->grp = p->group0;
+        group_ref(c->grp);
+    } else {
+        c->pinned = 1;
+        c->pin_why = "backend-sharing-no";
+    }
     c->last_active_ms = util_now_ms();
+    c->created_ms = c->last_active_ms;
     io_conn_accept(&c->io, fd, &client_io, c, 0);
     io_conn_read(&c->io, 1);
     TAILQ_INSERT_TAIL(&proxy.clients, c, link);
@@ -257,6 +278,18 @@ void client_accept(struct pool *p, evutil_socket_t fd, const char *peer)
 }
 
 /* ---- close ------------------------------------------------------------- */
+
+/* A closed client is in no group any more: its replies still to come are on
+ * connections that stay until they are in (pool.c closes a group only when
+ * its connections owe nothing). */
+static void drop_groups(struct client *c)
+{
+    if (c->grp != NULL)
+        group_unref(c->grp);
+    if (c->next_grp != NULL)
+        group_unref(c->next_grp);
+    c->grp = c->next_grp = NULL;
+}
 
 static void release_backend_links(struct client *c)
 {
@@ -285,6 +318,7 @@ void client_close(struct client *c, const char *fmt, ...)
     proxy.nclients--;
     c->pool->nclients--;
     release_backend_links(c);
+    drop_groups(c);
 
     /* A pinned connection is ours alone: close it now. Its FIFO names only
      * us, so backend_close() settles our outstanding count. */
@@ -362,62 +396,62 @@ void client_reply_done(struct client *c)
     }
 }
 
-/* ---- connection state that can move -------------------------------------- */
+/* ---- session state ------------------------------------------------------- */
 
-void client_replay_record(struct client *c, unsigned slot, char *buf, size_t len)
+void client_move_done(struct client *c, int ok)
 {
-    if (slot >= CMD_REPLAY_SLOTS) {
-        free(buf);
+    struct session_state tmp;
+
+    if (!c->moving)
         return;
+    c->moving = 0;
+    if (ok) {
+        /* swap: the old state is freed with `next` below */
+        tmp = c->st;
+        c->st = c->next;
+        c->next = tmp;
+        c->sess.proto = c->st.proto;
+        if (c->next_set_name) {
+            free(c->names.name);
+            c->names.name = c->next_name;
+            c->next_name = NULL;
+        }
+        if (c->next_grp != NULL) {
+            if (c->grp != NULL)
+                group_unref(c->grp);
+            c->grp = c->next_grp;
+            c->next_grp = NULL;
+        }
     }
-    free(c->replay[slot].buf);
-    c->replay[slot].buf = buf;
-    c->replay[slot].len = len;
+    if (c->next_grp != NULL)
+        group_unref(c->next_grp);
+    c->next_grp = NULL;
+    c->next_set_name = 0;
+    free(c->next_name);
+    c->next_name = NULL;
+    session_state_free(&c->next);
 }
 
-void client_replay_clear(struct client *c)
+/* RESET: a fresh connection's state. The name goes too; lib-name and
+ * lib-ver stay (they describe the library, as redis 7.2 keeps them). RESET
+ * pins, so no group changes. */
+void client_reset_done(struct client *c)
 {
-    for (int i = 0; i < CMD_REPLAY_SLOTS; i++) {
-        free(c->replay[i].buf);
-        c->replay[i].buf = NULL;
-        c->replay[i].len = 0;
-    }
+    session_state_free(&c->st);
+    free(c->names.name);
+    c->names.name = NULL;
 }
 
-void client_replay_failed(struct client *c)
+void client_setup_refused(struct client *c, const char *line, const struct session_state *st)
 {
-    struct pool *p = c->pool;
-
-    if (c->state == CLIENT_CLOSING || c->state == CLIENT_ZOMBIE)
-        return;
-    log_notice(p->name, "client %llu (%s): closed: its connection state could not be restored "
-               "on the new master %s:%d", (unsigned long long)c->id, c->peer, p->master_host,
-               p->master_port);
-    reply_error(c, "-ERR master changed to %s:%d and this connection's state (AUTH, SELECT, "
-                "HELLO, CLIENT SETNAME) could not be restored there: reconnect",
-                p->master_host, p->master_port);
-    begin_closing(c);
-    close_if_flushed(c);
+    free(c->refusal);
+    c->refusal = xstrdup(line);
+    if (st != NULL)
+        session_state_copy(&c->refused, st);
+    else
+        session_state_free(&c->refused);
 }
 
-/* Moved to a new connection: send the recorded state first, replies
- * swallowed. Returns 1 if anything was sent: the client's own command must
- * then wait for those replies, so it never runs without its state (a failed
- * SELECT would otherwise write into the wrong database). */
-static int send_replay(struct client *c, struct backend *be)
-{
-    int sent = 0;
-
-    c->replay_needed = 0;
-    for (int i = 0; i < CMD_REPLAY_SLOTS; i++) {
-        if (c->replay[i].buf == NULL)
-            continue;
-        backend_send_replay(be, c, c->replay[i].buf, c->replay[i].len);
-        c->outstanding++;
-        sent = 1;
-    }
-    return sent;
-}
 
 void client_replies_untracked(struct client *c)
 {
@@ -491,42 +525,145 @@ static void reply_error(struct client *c, const char *fmt, ...)
     io_conn_queued(&c->io);
 }
 
+static void add_bulk_body(struct client *c, struct evbuffer *body)
+{
+    struct evbuffer *out = c->io.out;
+
+    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
+    evbuffer_add_buffer(out, body);
+    evbuffer_add(out, "\r\n", 2);
+    io_conn_queued(&c->io);
+}
+
+/* "shared:g2" or "pinned:multi": how a client's commands reach the master. */
+static void route_name(const struct client *c, char *buf, size_t len)
+{
+    if (c->pinned)
+        snprintf(buf, len, "pinned:%s", c->pin_why ? c->pin_why : "?");
+    else
+        snprintf(buf, len, "shared:g%llu",
+                 (unsigned long long)(c->grp != NULL ? c->grp->id : 0));
+}
+
 static void reply_proxy_info(struct client *c)
 {
     struct evbuffer *body = evbuffer_new();
-    struct evbuffer *out = c->io.out;
+    char route[64], st[160];
 
+    route_name(c, route, sizeof(route));
+    session_state_describe(&c->st, st, sizeof(st));
     evbuffer_add_printf(body, "# Proxy\r\nversion:%s\r\nuptime_in_seconds:%llu\r\n"
                         "connected_clients:%d\r\n",
                         PACKAGE_VERSION,
                         (unsigned long long)((util_now_ms() - proxy.start_ms) / 1000),
                         proxy.nclients);
-    evbuffer_add_printf(body, "# Client\r\nid:%llu\r\nroute:%s\r\n",
-                        (unsigned long long)c->id, c->pinned ? "pinned" : "shared");
+    evbuffer_add_printf(body, "# Client\r\nid:%llu\r\nroute:%s\r\nroute_detail:%s\r\n"
+                        "session:%s\r\n", (unsigned long long)c->id,
+                        c->pinned ? "pinned" : "shared", route, st);
     pool_info(c->pool, body);
     zk_info(body);
-    evbuffer_add_printf(out, "$%zu\r\n", evbuffer_get_length(body));
-    evbuffer_add_buffer(out, body);
-    evbuffer_add(out, "\r\n", 2);
-    io_conn_queued(&c->io);
+    add_bulk_body(c, body);
     evbuffer_free(body);
+}
+
+void client_list(const struct pool *p, struct evbuffer *out)
+{
+    uint64_t now = util_now_ms();
+    const struct client *c;
+
+    TAILQ_FOREACH(c, &proxy.clients, link) {
+        char route[64], st[160];
+
+        if (c->state == CLIENT_ZOMBIE || (p != NULL && c->pool != p))
+            continue;
+        route_name(c, route, sizeof(route));
+        session_state_describe(&c->st, st, sizeof(st));
+        evbuffer_add_printf(out, "id=%llu addr=%s pool=%s name=%s lib-name=%s lib-ver=%s %s "
+                            "route=%s age=%llu cmds=%llu\n", (unsigned long long)c->id,
+                            c->peer, c->pool->name, c->names.name ? c->names.name : "",
+                            c->names.lib_name ? c->names.lib_name : "",
+                            c->names.lib_ver ? c->names.lib_ver : "", st, route,
+                            (unsigned long long)((now - c->created_ms) / 1000),
+                            (unsigned long long)c->ncmds);
+    }
+}
+
+void client_count_libs(const struct pool *p, void (*fn)(const char *lib, int n, void *arg),
+                       void *arg)
+{
+    enum { LIBS_MAX = 32 };     /* distinct names; more are counted as "(other)" */
+    struct { const char *lib; int n; } libs[LIBS_MAX];
+    int nlibs = 0, other = 0;
+    const struct client *c;
+
+    TAILQ_FOREACH(c, &proxy.clients, link) {
+        const char *lib = c->names.lib_name ? c->names.lib_name : "";
+        int i;
+
+        if (c->pool != p || c->state == CLIENT_ZOMBIE)
+            continue;
+        for (i = 0; i < nlibs && strcmp(libs[i].lib, lib) != 0; i++)
+            ;
+        if (i < nlibs) {
+            libs[i].n++;
+        } else if (nlibs < LIBS_MAX) {
+            libs[nlibs].lib = lib;
+            libs[nlibs++].n = 1;
+        } else {
+            other++;
+        }
+    }
+    for (int i = 0; i < nlibs; i++)
+        fn(libs[i].lib, libs[i].n, arg);
+    if (other > 0)
+        fn("(other)", other, arg);
+}
+
+static void reply_proxy(struct client *c, const struct resp_request *req)
+{
+    if (req->argc == 2 && strcmp(req->arg1, "info") == 0) {
+        reply_proxy_info(c);
+    } else if (req->argc == 2 && strcmp(req->arg1, "clients") == 0) {
+        struct evbuffer *body = evbuffer_new();
+
+        client_list(NULL, body);
+        add_bulk_body(c, body);
+        evbuffer_free(body);
+    } else if (req->argc < 2) {
+        reply_error(c, "-ERR wrong number of arguments for 'proxy' command");
+    } else {
+        reply_error(c, "-ERR unknown PROXY subcommand '%s'. Try PROXY INFO or PROXY CLIENTS.",
+                    req->arg1);
+    }
+}
+
+/* CLIENT SETNAME / GETNAME / SETINFO: recorded here, never sent. */
+static void reply_client(struct client *c, const struct resp_request *req, struct evbuffer *in)
+{
+    struct resp_args a;
+
+    if (resp_args_get(in, req, &a) < 0) {
+        reply_error(c, "-ERR out of memory");
+        return;
+    }
+    clientcmd_client(&c->names, &a, c->sess.proto, c->io.out);
+    io_conn_queued(&c->io);
+    resp_args_free(&a);
 }
 
 static enum dispatch_rc dispatch_local(struct client *c, const struct resp_request *req,
                                        struct evbuffer *in)
 {
-    evbuffer_drain(in, req->len);
     if (strcmp(req->name, "quit") == 0) {
+        evbuffer_drain(in, req->len);
         client_close_after(c, "+OK\r\n", 5);
         return DISPATCH_STOP;
     }
-    /* PROXY <subcommand> */
-    if (req->argc == 2 && strcmp(req->arg1, "info") == 0)
-        reply_proxy_info(c);
-    else if (req->argc < 2)
-        reply_error(c, "-ERR wrong number of arguments for 'proxy' command");
+    if (strcmp(req->name, "client") == 0)
+        reply_client(c, req, in);
     else
-        reply_error(c, "-ERR unknown PROXY subcommand '%s'. Try PROXY INFO.", req->arg1);
+        reply_proxy(c, req);
+    evbuffer_drain(in, req->len);
     return DISPATCH_DONE;
 }
 
@@ -545,7 +682,7 @@ static const char *tie_name(const struct session *s)
 {
     return s->multi ? "MULTI" : s->watch ? "WATCH" : s->blocking ? "blocking call"
          : s->raw ? "MONITOR or reply mode" : session_tied(s) ? "subscribed"
-         : "SELECT, AUTH, HELLO or CLIENT settings";
+         : "CLIENT TRACKING or other settings of that one connection";
 }
 
 /* A pinned client whose connection is to an old master and cannot move:
@@ -592,11 +729,14 @@ enum route_rc {
 };
 
 /*
- * Pick the backend connection for the next command. Every command checks
- * the gate, and every connection carries the epoch (master) it was opened
- * for: a command never goes to a master the pool no longer names.
+ * Pick the backend connection for the next command: a shared client's
+ * goes to a connection of `target` (a SELECT/AUTH/HELLO: the group of the
+ * state it asks for), or of its own group. Every command checks the gate,
+ * and every connection carries the epoch (master) it was opened for: a
+ * command never goes to a master the pool no longer names.
  */
-static enum route_rc route(struct client *c, struct backend **out, const char **why)
+static enum route_rc route(struct client *c, struct group *target, struct backend **out,
+                           const char **why)
 {
     struct pool *p = c->pool;
 
@@ -618,7 +758,6 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
         }
         backend_detach(c->be, "master changed");    /* idle pinned: move */
         c->be = NULL;
-        c->replay_needed = 1;
     }
     if (c->outstanding > 0 || (c->pinned && c->be != NULL)) {
         *out = c->be;        /* stay where the replies are: order */
@@ -626,7 +765,11 @@ static enum route_rc route(struct client *c, struct backend **out, const char **
     }
     if ((*why = pool_unavailable(p)) != NULL)
         return ROUTE_NO_MASTER;
-    *out = c->pinned ? (c->be = backend_connect(p, c, -1)) : pool_shared_backend(p, c);
+    /* A new connection is set up in the client's session state first. */
+    if (c->pinned)
+        *out = c->be = backend_connect(p, c, NULL, -1, &c->st);
+    else
+        *out = group_backend(target != NULL ? target : c->grp, c);
     return ROUTE_OK;
 }
 
@@ -683,33 +826,51 @@ static int keep_for_retry(struct client *c, const struct resp_request *req,
     return 1;
 }
 
-/* Send one request from the front of src (the client's input, or a kept
- * command being retried). */
-static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req,
-                                 struct evbuffer *in)
+static void pin(struct client *c, const char *why)
 {
-    struct cmd_info ci;
+    c->pinned = 1;
+    c->pin_why = why;
+    if (c->grp != NULL)
+        group_unref(c->grp);
+    c->grp = NULL;
+    log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id, why);
+}
+
+/* A SELECT/AUTH/HELLO goes out: until its reply, the client is moving to
+ * the state it asked for (taken from mv). */
+static void start_move(struct client *c, struct clientcmd_move *mv, struct group *target)
+{
+    c->moving = 1;
+    session_state_free(&c->next);
+    c->next = mv->to;
+    session_state_init(&mv->to);
+    c->next_set_name = mv->set_name;
+    free(c->next_name);
+    c->next_name = mv->name;
+    mv->name = NULL;
+    if (!c->pinned && target != NULL) {
+        c->next_grp = target;
+        group_ref(target);
+    }
+}
+
+/*
+ * Send one request from the front of `in` (the client's input, or a kept
+ * command being retried) on the connection route() picks. For a
+ * SELECT/AUTH/HELLO, mv is what it asks for, target the group of that
+ * state, and `rewritten` (if not NULL) what goes out instead of the request.
+ */
+static enum dispatch_rc forward(struct client *c, const struct cmd_info *ci,
+                                const struct resp_request *req, struct evbuffer *in,
+                                struct group *target, struct clientcmd_move *mv,
+                                struct evbuffer *rewritten)
+{
     struct session_expect exp;
     struct backend *be;
     const char *why;
+    size_t len = req->len;
 
-    if (req->flags & RESP_REQ_EMPTY) {
-        evbuffer_drain(in, req->len);  /* redis answers nothing */
-        return DISPATCH_DONE;
-    }
-    ci = cmd_classify(req);
-    /* These need every reply before them delivered first: a local answer
-     * must not overtake them, and a new connection must not either. */
-    if (c->outstanding > 0 && ((ci.flags & CMD_LOCAL) || (!c->pinned && (ci.flags & CMD_PIN))))
-        return wait_for(c, CLIENT_WAIT_REPLIES);
-    if (ci.flags & CMD_LOCAL)
-        return dispatch_local(c, req, in);
-    if (!c->pinned && (ci.flags & CMD_PIN)) {
-        c->pinned = 1;
-        log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id,
-                  req->name);
-    }
-    switch (route(c, &be, &why)) {
+    switch (route(c, target, &be, &why)) {
     case ROUTE_OK:
         break;
     case ROUTE_NO_MASTER:
@@ -719,29 +880,143 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
     case ROUTE_CLOSED:
         return DISPATCH_STOP;
     }
-    /* Nothing goes out before the connection is up: if it fails, the
-     * request is still ours, never sent, and can wait or be refused. */
+    /* Nothing goes out before the connection is up and set up: if it
+     * fails, the request is still ours, never sent, and can wait or be
+     * refused. */
     if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {
         backend_add_waiter(be, c);
         return wait_for(c, CLIENT_WAIT_BACKEND);
     }
     c->held_since_ms = 0;
-    if (c->replay_needed && send_replay(c, be))
-        return wait_for(c, CLIENT_WAIT_REPLIES);
-    session_on_send(&c->sess, &ci, req, &exp);
+    session_on_send(&c->sess, ci, req, &exp);
     c->be = be;
     if (c->sess.raw && !be->raw)
         backend_set_raw(be);
+    if (rewritten != NULL) {
+        evbuffer_drain(in, req->len);
+        in = rewritten;
+        len = evbuffer_get_length(rewritten);
+    }
     if (be->raw || exp.kind == SESSION_EXPECT_NONE) {
-        backend_send(be, NULL, in, req->len, NULL);
+        backend_send(be, NULL, in, len, NULL);
     } else {
-        if (keep_for_retry(c, req, in, &exp))
+        if (mv != NULL && (exp.flags & SESSION_EXP_MOVE))
+            start_move(c, mv, target);
+        else if (keep_for_retry(c, req, in, &exp))
             exp.flags |= SESSION_EXP_RETRY;
         c->outstanding++;
-        backend_send(be, c, in, req->len, &exp);
+        backend_send(be, c, in, len, &exp);
     }
     pool_forwarded(c->pool);
     return DISPATCH_DONE;
+}
+
+/*
+ * SELECT, AUTH, HELLO: the client moves to the group of the state it asks
+ * for. The command goes to a connection of that group, already in that
+ * state, where success changes nothing and failure changes nothing either:
+ * the server judges it (a wrong password is refused however often the
+ * right one was given), and the client changes group only on success. A
+ * pinned client's command goes on its own connection as it came (HELLO
+ * without SETNAME). What redis refuses on syntax alone is answered here.
+ */
+static enum dispatch_rc dispatch_move(struct client *c, const struct cmd_info *ci,
+                                      const struct resp_request *req, struct evbuffer *in)
+{
+    struct evbuffer *send = evbuffer_new();
+    struct clientcmd_move mv;
+    struct group *target = NULL;
+    struct resp_args a;
+    char err[256];
+    enum dispatch_rc rc;
+
+    if (send == NULL || resp_args_get(in, req, &a) < 0)
+        util_oom(req->len);
+    if (clientcmd_move_parse(&a, &c->st, &mv, send, err, sizeof(err)) < 0) {
+        forget_refusal(c);
+        evbuffer_drain(in, req->len);
+        evbuffer_add(c->io.out, err, strlen(err));
+        io_conn_queued(&c->io);
+        rc = DISPATCH_DONE;
+    } else if (c->refusal != NULL && session_state_same_cred(&c->refused, &mv.to)) {
+        /* The master refused a connection set up in exactly the state this
+         * command asks for: that is the server's answer to it. */
+        evbuffer_drain(in, req->len);
+        evbuffer_add(c->io.out, c->refusal, strlen(c->refusal));
+        io_conn_queued(&c->io);
+        forget_refusal(c);
+        rc = DISPATCH_DONE;
+    } else {
+        /* A refusal of another client's password is no answer to ours. */
+        forget_refusal(c);
+        if (!c->pinned && (target = group_get(c->pool, &mv.to)) == NULL) {
+            log_info(c->pool->name, "client %llu pinned: max-session-groups (%d) in use",
+                     (unsigned long long)c->id, c->pool->cf->max_session_groups);
+            pin(c, "max-session-groups");
+        }
+        rc = forward(c, ci, req, in, target, &mv, mv.rewritten ? send : NULL);
+    }
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    evbuffer_free(send);
+    return rc;
+}
+
+/*
+ * The master refused to set up the connection this client waited for, in
+ * the client's own session state (a SELECT/AUTH/HELLO asking for a state is
+ * answered in dispatch_move()). That state is no longer accepted there (a
+ * password changed, a master switch to a server configured differently):
+ * the client is told and closed, its command unsent.
+ */
+static enum dispatch_rc close_refused(struct client *c)
+{
+    struct pool *p = c->pool;
+    char st[160], shown[160];
+
+    session_state_describe(&c->st, st, sizeof(st));
+    util_escape(c->refusal + 1, strcspn(c->refusal + 1, "\r\n"), shown, sizeof(shown));
+    forget_refusal(c);
+    log_notice(p->name, "client %llu (%s): closed: master %s:%d refused its session state "
+               "(%s): %s", (unsigned long long)c->id, c->peer, p->master_host, p->master_port,
+               st, shown);
+    reply_error(c, "-ERR this connection's state (%s) could not be restored on master %s:%d "
+                "(%s): reconnect", st, p->master_host, p->master_port, shown);
+    begin_closing(c);
+    close_if_flushed(c);
+    return DISPATCH_STOP;
+}
+
+/* Dispatch one framed request from the front of `in`. */
+static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req,
+                                 struct evbuffer *in)
+{
+    struct cmd_info ci;
+
+    if (req->flags & RESP_REQ_EMPTY) {
+        evbuffer_drain(in, req->len);  /* redis answers nothing */
+        return DISPATCH_DONE;
+    }
+    ci = cmd_classify(req);
+    /* A SELECT/AUTH/HELLO in flight decides where the next command goes:
+     * nothing follows it before its reply (a pinned client's connection
+     * carries its state, so only another change waits there). */
+    if (c->moving && (!c->pinned || (ci.flags & CMD_GROUP)))
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    /* These need every reply before them delivered first: a local answer
+     * must not overtake them, and a new connection must not either. */
+    if (c->outstanding > 0 &&
+        ((ci.flags & CMD_LOCAL) || (!c->pinned && (ci.flags & (CMD_PIN | CMD_GROUP)))))
+        return wait_for(c, CLIENT_WAIT_REPLIES);
+    if (c->refusal != NULL && !((ci.flags & CMD_GROUP) && !c->pinned))
+        return close_refused(c);
+    if (ci.flags & CMD_LOCAL)
+        return dispatch_local(c, req, in);
+    if (ci.flags & CMD_GROUP)
+        return dispatch_move(c, &ci, req, in);
+    if (!c->pinned && (ci.flags & CMD_PIN))
+        pin(c, ci.why);
+    return forward(c, &ci, req, in, NULL, NULL, NULL);
 }
 
 static int check_query_limit(struct client *c)
@@ -773,6 +1048,49 @@ static enum dispatch_rc protocol_error(struct client *c, const char *err)
     n = snprintf(line, sizeof(line), "-ERR %s\r\n", c->fatal);
     client_close_after(c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
     return DISPATCH_STOP;
+}
+
+/* ---- half-close ---------------------------------------------------------- */
+
+/* Replies that may never end: a blocked call the client can no longer
+ * cancel, a subscription, MONITOR. Redis closes such a client at EOF. */
+static int waits_forever(const struct client *c)
+{
+    return c->sess.blocking > 0 || c->sess.pubsub_inflight > 0 ||
+           session_subscribed(&c->sess) || c->sess.raw;
+}
+
+/*
+ * The client shut its socket for writing (EOF) and may still be reading,
+ * as ioredis's disconnect() does after a last pipeline: every command
+ * already received is still sent, every reply still delivered, and then
+ * the connection closes. Replies are dropped only if writing to the client
+ * fails. An incomplete request at the end is dropped, as redis drops it.
+ */
+static void client_half_closed(struct client *c)
+{
+    if (c->state == CLIENT_CLOSING || waits_forever(c)) {
+        client_close(c, "client disconnected");
+        return;
+    }
+    c->eof = 1;
+    io_conn_read(&c->io, 0);
+    log_debug(c->pool->name, "client %llu half-closed: finishing %u outstanding replies",
+              (unsigned long long)c->id, c->outstanding);
+    if (c->state == CLIENT_ACTIVE)
+        client_process(c);
+}
+
+/* Half-closed and nothing left to dispatch: close once the replies are out. */
+static void finish_half_closed(struct client *c)
+{
+    if (c->outstanding > 0) {
+        wait_for(c, CLIENT_WAIT_REPLIES);
+        return;
+    }
+    begin_closing(c);
+    if (io_conn_out_len(&c->io) == 0)
+        client_close(c, "client disconnected (half-close), every reply delivered");
 }
 
 /*
@@ -816,6 +1134,10 @@ static void client_process(struct client *c)
                 protocol_error(c, err);
                 return;
             }
+            if (r == 0 && c->eof) {
+                finish_half_closed(c);
+                return;
+            }
             if (r == 0) {
                 (void)check_query_limit(c);
                 return;
@@ -826,8 +1148,13 @@ static void client_process(struct client *c)
         if (rc == DISPATCH_WAIT)
             return;
         c->have_req = 0;
+        c->ncmds++;
         if (rc == DISPATCH_STOP)
             return;
+        if (c->eof && waits_forever(c)) {
+            client_close(c, "client disconnected while blocked or subscribed");
+            return;
+        }
     }
 }
 
@@ -872,7 +1199,7 @@ static void client_event_cb(void *arg, int what, int err)
     struct client *c = arg;
 
     if (what & IO_EOF)
-        client_close(c, "client disconnected");
+        client_half_closed(c);
     else
         client_close(c, "socket error: %s", strerror(err));
 }
@@ -926,6 +1253,16 @@ int client_count_pool(const struct pool *p)
 
     TAILQ_FOREACH(c, &proxy.clients, link)
         n += c->pool == p;
+    return n;
+}
+
+int client_count_pinned(const struct pool *p)
+{
+    struct client *c;
+    int n = 0;
+
+    TAILQ_FOREACH(c, &proxy.clients, link)
+        n += c->pool == p && c->pinned && c->state != CLIENT_ZOMBIE;
     return n;
 }
 

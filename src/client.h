@@ -10,7 +10,9 @@
 
 #include <event2/util.h>
 
+#include "clientcmd.h"
 #include "cmd.h"
+#include "group.h"
 #include "io.h"
 #include "resp.h"
 #include "session.h"
@@ -40,7 +42,23 @@ struct client {
     struct resp_request req;     /* framed but not yet dispatched (have_req) */
     int have_req;
     struct session sess;
+    struct session_state st;       /* session state: db, protocol, user (what a new
+                                    connection for this client is set up with) */
+    struct group *grp;           /* shared route: the group of st (a reference) */
+    int moving;                  /* a SELECT/AUTH/HELLO is in flight: */
+    struct session_state next;     /*   the state on success */
+    struct group *next_grp;      /*   shared route: the group of `next` (a reference) */
+    int next_set_name;           /*   HELLO ... SETNAME: the name on success */
+    char *next_name;
+    char *refusal;               /* the master refused to set up a connection this
+                                    client waited for: its error line, */
+    struct session_state refused;  /* and the state (with password) it refused */
+    struct clientcmd_names names;/* CLIENT SETNAME / SETINFO, answered by the proxy */
     int pinned;                  /* has (or will get) its own backend connection */
+    const char *pin_why;         /* what pinned it (PROXY CLIENTS) */
+    int eof;                     /* the client half-closed: finish what it sent, close */
+    uint64_t created_ms;
+    uint64_t ncmds;              /* commands received (PROXY CLIENTS) */
     struct backend *be;          /* where its outstanding replies are (pinned: its own) */
     uint32_t outstanding;        /* replies still to come */
     struct backend *waiting_on;  /* in that backend's waiters list (WAIT_BACKEND) */
@@ -48,11 +66,6 @@ struct client {
     struct backend *paused;      /* a backend paused reading until our output drains */
     char *fatal;                 /* protocol error to send once replies are in, then close */
     uint64_t last_active_ms;     /* last byte received, for the idle timeout */
-    struct {
-        char *buf;               /* last successful command of that kind, as sent */
-        size_t len;
-    } replay[CMD_REPLAY_SLOTS];  /* restores the connection state after a move */
-    int replay_needed;           /* moved: replay before the next command */
     struct client_keep *keep;    /* the only command in flight, kept in case a replica
                                     refuses it (block mode); reused, never shrinks */
     struct evbuffer *retry;      /* a refused command to send again, before any other */
@@ -79,11 +92,12 @@ void client_reply_failed(struct client *c, const char *err);
 void client_reply_refused(struct client *c, int kept);
 /* The pinned connection went raw: its replies are no longer counted. */
 void client_replies_untracked(struct client *c);
-/* Replayable connection state: a successful command of that kind (takes
- * the buffer), RESET, and a replay the new master refused. */
-void client_replay_record(struct client *c, unsigned slot, char *buf, size_t len);
-void client_replay_clear(struct client *c);
-void client_replay_failed(struct client *c);
+/* Session state: a SELECT/AUTH/HELLO sent with SESSION_EXP_MOVE is
+ * settled (ok: answered without error); a RESET succeeded; the master
+ * refused to set up a connection c waits for (`line`: its error reply). */
+void client_move_done(struct client *c, int ok);
+void client_reset_done(struct client *c);
+void client_setup_refused(struct client *c, const char *line, const struct session_state *st);
 /* The backend connection c used is gone. If it had been established, c may
  * have lost state or replies: close it once the replies already queued are
  * written. If it never connected, c simply gets a new one next time. */
@@ -104,6 +118,13 @@ void client_shutdown_begin(void);
  * freed yet (the pool goes once none is left). */
 void client_close_pool(struct pool *p, const char *why);
 int client_count_pool(const struct pool *p);
+int client_count_pinned(const struct pool *p);
+/* PROXY CLIENTS: one line per client of the pool, CLIENT LIST style. */
+void client_list(const struct pool *p, struct evbuffer *out);
+/* /metrics: call fn once per distinct lib-name among the pool's clients
+ * ("" for clients that sent none) with how many clients have it. */
+void client_count_libs(const struct pool *p, void (*fn)(const char *lib, int n, void *arg),
+                       void *arg);
 int client_all_idle(void);
 void client_free_all(void);
 

@@ -163,7 +163,13 @@ static const char *const on_no_master_names[] = {
     D("block-timeout", SC_POOL, INT(P(block_timeout_ms), 1, 3600000, U_MS), "5000",            \
       "ms a held command waits for a master before -TRYAGAIN")                                 \
     D("drain-timeout", SC_POOL, INT(P(drain_timeout_ms), 1, 3600000, U_MS), "5000",            \
-      "ms replies still owed by a previous master are waited for after a switch")
+      "ms replies still owed by a previous master are waited for after a switch")              \
+    D("max-session-groups", SC_POOL, INT(P(max_session_groups), 1, 1024, U_NONE), "8",         \
+      "session states (db, protocol, user) with shared connections of their own; "            \
+      "a client that needs one more is pinned")                                                \
+    D("session-group-idle-timeout", SC_POOL,                                                   \
+      INT(P(group_idle_timeout_ms), 0, 86400000, U_MS), "30000",                               \
+      "ms a session group nobody is in keeps its connections before they close")
 
 #define D_ENTRY(n_, sc_, spec_, def_, help_) \
     { .name = (n_), .scope = (sc_), spec_, .def = (def_), .help = (help_) },

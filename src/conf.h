@@ -44,6 +44,9 @@ struct conf_pool {
     int on_no_master;                /* enum conf_on_no_master */
     int block_timeout_ms;            /* how long a held command waits */
     int drain_timeout_ms;            /* replies owed by a previous master: wait this long */
+    int max_session_groups;          /* session groups (db, protocol, user) with shared
+                                        connections; beyond it, clients pin */
+    int group_idle_timeout_ms;       /* an unused session group closes after this long */
     int line;                        /* line of the "pool" directive, for messages */
 };
 

@@ -17,6 +17,19 @@
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
 
+/* The default group: the state every connection starts in. It exists
+ * for the pool's life, whatever max-session-groups says. */
+static struct group *pool_group0(struct pool *p)
+{
+    struct session_state st;
+    struct group *g;
+
+    session_state_init(&st);
+    g = group_create(p, &st);
+    group_ref(g);
+    return g;
+}
+
 struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
 {
     struct pool *p;
@@ -36,10 +49,10 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     p->gated_since_ms = p->zk ? util_now_ms() : 0;      /* INIT gates */
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
-    p->nshared = cf->backend_connections;
-    p->shared = xcalloc((size_t)p->nshared, sizeof(*p->shared));
+    TAILQ_INIT(&p->groups);
     TAILQ_INIT(&p->held);
     TAILQ_INIT(&p->retired);
+    p->group0 = pool_group0(p);
     return p;
 }
 
@@ -73,10 +86,13 @@ void pool_stop_listening(struct pool *p)
 void pool_close_backends(struct pool *p)
 {
     struct backend *be;
+    struct group *g;
 
-    for (int i = 0; i < p->nshared; i++) {
-        if (p->shared[i] != NULL)
-            backend_release(p->shared[i], "shutting down");
+    TAILQ_FOREACH(g, &p->groups, link) {
+        for (int i = 0; i < g->nconns; i++) {
+            if (g->conns[i] != NULL)
+                backend_release(g->conns[i], "shutting down");
+        }
     }
     while ((be = TAILQ_FIRST(&p->retired)) != NULL)
         backend_release(be, "shutting down");
@@ -95,9 +111,12 @@ void pool_retire(struct pool *p)
 
 void pool_free(struct pool *p)
 {
+    struct group *g;
+
     pool_stop_listening(p);
     pool_close_backends(p);
-    free(p->shared);
+    while ((g = TAILQ_FIRST(&p->groups)) != NULL)
+        group_free(g);
     free(p->name);
     free(p);
 }
@@ -135,6 +154,7 @@ static void switch_master(struct pool *p)
 {
     const struct znode_master *m = &p->gate.master;
     char old[300] = "(none)";
+    struct group *g;
 
     if (p->master_host[0])
         snprintf(old, sizeof(old), "%s:%d", p->master_host, p->master_port);
@@ -148,21 +168,8 @@ static void switch_master(struct pool *p)
 
     p->backoff_ms = 0;
     p->backoff_until_ms = 0;
-    for (int i = 0; i < p->nshared; i++) {
-        struct backend *be = p->shared[i];
-
-        if (be == NULL)
-            continue;
-        p->shared[i] = NULL;
-        be->slot = -1;
-        be->retired_ms = util_now_ms();
-        if (be->qlen == 0) {
-            backend_release(be, "master changed");
-        } else {
-            be->retired = 1;
-            TAILQ_INSERT_TAIL(&p->retired, be, retired_link);
-        }
-    }
+    TAILQ_FOREACH(g, &p->groups, link)
+        group_retire_backends(g);
     client_master_changed(p);
 }
 
@@ -297,20 +304,51 @@ void pool_unhold(struct pool *p, struct client *c)
 static void evict_stalled(struct pool *p, uint64_t now_ms)
 {
     uint64_t limit = (uint64_t)proxy.conf->output_stall_timeout_ms;
+    struct group *g;
 
     if (limit == 0)
         return;
-    for (int i = 0; i < p->nshared; i++) {
-        struct backend *be = p->shared[i];
+    TAILQ_FOREACH(g, &p->groups, link) {
+        for (int i = 0; i < g->nconns; i++) {
+            struct backend *be = g->conns[i];
 
-        if (be != NULL && be->paused_for != NULL && now_ms - be->paused_since_ms >= limit) {
-            struct client *c = be->paused_for;
+            if (be != NULL && be->paused_for != NULL && now_ms - be->paused_since_ms >= limit) {
+                struct client *c = be->paused_for;
 
-            log_warn(p->name, "client %llu (%s) left more than output-buffer-limit unread for "
-                     "%d ms on a shared connection: disconnecting it (output-stall-timeout)",
-                     (unsigned long long)c->id, c->peer, proxy.conf->output_stall_timeout_ms);
-            client_close(c, "output-stall-timeout");
+                log_warn(p->name, "client %llu (%s) left more than output-buffer-limit unread "
+                         "for %d ms on a shared connection: disconnecting it "
+                         "(output-stall-timeout)", (unsigned long long)c->id, c->peer,
+                         proxy.conf->output_stall_timeout_ms);
+                client_close(c, "output-stall-timeout");
+            }
         }
+    }
+}
+
+/* A group nobody has been in for group-idle-timeout closes, once its
+ * connections owe nothing and nobody waits for them. */
+static int group_idle(const struct group *g, uint64_t now_ms, uint64_t limit)
+{
+    if (g == g->pool->group0 || g->refs > 0 || now_ms - g->unused_since_ms < limit)
+        return 0;
+    for (int i = 0; i < g->nconns; i++) {
+        const struct backend *be = g->conns[i];
+
+        if (be != NULL && (be->qlen > 0 || !TAILQ_EMPTY(&be->waiters)))
+            return 0;
+    }
+    return 1;
+}
+
+static void close_idle_groups(struct pool *p, uint64_t now_ms)
+{
+    uint64_t limit = (uint64_t)p->cf->group_idle_timeout_ms;
+    struct group *g, *next;
+
+    for (g = TAILQ_FIRST(&p->groups); g != NULL; g = next) {
+        next = TAILQ_NEXT(g, link);
+        if (group_idle(g, now_ms, limit))
+            group_free(g);
     }
 }
 
@@ -340,27 +378,9 @@ void pool_cron(struct pool *p, uint64_t now_ms)
     }
     evict_stalled(p, now_ms);
     close_undrained(p, now_ms);
+    close_idle_groups(p, now_ms);
     if (p->zk)
         check_stale(p, now_ms);
-}
-
-struct backend *pool_shared_backend(struct pool *p, const struct client *c)
-{
-    /* Spread clients by id: stable, cheap, and even enough; but keep away
-     * from a connection paused for a slow reader while another is free. */
-    int slot = (int)(c->id % (uint64_t)p->nshared);
-
-    for (int i = 0; i < p->nshared; i++) {
-        struct backend *be = p->shared[(slot + i) % p->nshared];
-
-        if (be == NULL || be->paused_for == NULL) {
-            slot = (slot + i) % p->nshared;
-            break;
-        }
-    }
-    if (p->shared[slot] == NULL)
-        p->shared[slot] = backend_connect(p, NULL, slot);
-    return p->shared[slot];
 }
 
 void pool_backend_connected(struct pool *p)
@@ -384,8 +404,8 @@ void pool_backend_connect_failed(struct pool *p, const char *reason)
 
 void pool_backend_gone(struct pool *p, struct backend *be)
 {
-    if (be->slot >= 0 && be->slot < p->nshared && p->shared[be->slot] == be)
-        p->shared[be->slot] = NULL;
+    if (be->group != NULL)
+        group_backend_gone(be->group, be);
     if (be->retired) {
         TAILQ_REMOVE(&p->retired, be, retired_link);
         be->retired = 0;
@@ -404,13 +424,20 @@ uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms)
     return p->gated_ms_total + (p->gated_since_ms ? now_ms - p->gated_since_ms : 0);
 }
 
+int pool_shared_open(const struct pool *p)
+{
+    const struct group *g;
+    int open = 0;
+
+    TAILQ_FOREACH(g, &p->groups, link)
+        open += group_open_backends(g);
+    return open;
+}
+
 void pool_info(struct pool *p, struct evbuffer *buf)
 {
     const char *why = pool_unavailable(p);
-    int open = 0;
-
-    for (int i = 0; i < p->nshared; i++)
-        open += p->shared[i] != NULL;
+    int open = pool_shared_open(p);
     evbuffer_add_printf(buf, "# Pool\r\npool:%s\r\n", p->name);
     /* master: where commands go now; nowhere while gated. */
     if (p->master_host[0] && pool_gated(p) == NULL)
@@ -430,13 +457,15 @@ void pool_info(struct pool *p, struct evbuffer *buf)
     evbuffer_add_printf(buf,
                         "reason:%s\r\nmaster_changes:%llu\r\nlast_switch_ms:%lld\r\n"
                         "epoch:%llu\r\n"
-                        "backend_sharing:%s\r\nshared_connections:%d/%d\r\n"
+                        "backend_sharing:%s\r\nshared_connections:%d\r\n"
+                        "session_groups:%d/%d\r\n"
                         "clients:%d\r\nclients_held:%d\r\nclients_accepted:%llu\r\n"
                         "commands:%llu\r\ntryagain_replies:%llu\r\nbackend_connects:%llu\r\n"
                         "backend_failures:%llu\r\n",
                         why ? why : "", (unsigned long long)p->stats.master_changes,
-                        (long long)p->stats.last_switch_ms, (unsigned long long)p->epoch, p->cf->backend_sharing ? "yes" : "no", open,
-                        p->nshared, p->nclients, p->nheld,
+                        (long long)p->stats.last_switch_ms, (unsigned long long)p->epoch,
+                        p->cf->backend_sharing ? "yes" : "no", open, p->ngroups,
+                        p->cf->max_session_groups, p->nclients, p->nheld,
                         (unsigned long long)p->stats.clients_accepted,
                         (unsigned long long)p->stats.commands,
                         (unsigned long long)p->stats.tryagain,

@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "gate.h"
+#include "group.h"
 #include "util.h"
 
 struct conf_pool;
@@ -38,8 +39,11 @@ struct pool {
     struct conf_pool *cf;            /* this pool's settings (owned by proxy.conf) */
     char master_host[256];           /* current master */
     int master_port;
-    struct backend **shared;         /* backend-connections slots, NULL = not open */
-    int nshared;
+    struct group_list groups;        /* session groups of shared connections */
+    int ngroups;
+    struct group *group0;            /* the state of a new connection (db 0, RESP2, no
+                                        AUTH): every client starts here; never freed */
+    uint64_t next_group_id;
     struct listener **listeners;
     int nlisteners;
     uint64_t backoff_until_ms;       /* after a failed connect: refuse until then */
@@ -96,9 +100,6 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev);
 void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *data, size_t len,
                      const char *why);
 
-/* The shared connection a client without outstanding replies should use,
- * opened on demand. */
-struct backend *pool_shared_backend(struct pool *p, const struct client *c);
 
 /* on-no-master block: park a client until a master is usable. */
 void pool_hold(struct pool *p, struct client *c);
@@ -114,6 +115,9 @@ void pool_forwarded(struct pool *p);
 void pool_backend_connected(struct pool *p);
 void pool_backend_connect_failed(struct pool *p, const char *reason);
 void pool_backend_gone(struct pool *p, struct backend *be);
+
+/* Shared backend connections open, all session groups. */
+int pool_shared_open(const struct pool *p);
 
 /* Append "key:value\r\n" lines about this pool to buf. */
 void pool_info(struct pool *p, struct evbuffer *buf);

@@ -1,7 +1,13 @@
 #include "session.h"
 #include "resp.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
+
+#include "util.h"
 
 void session_init(struct session *s)
 {
@@ -78,15 +84,13 @@ void session_on_send(struct session *s, const struct cmd_info *ci,
     memset(exp, 0, sizeof(*exp));
     exp->kind = SESSION_EXPECT_ONE;
 
-    /* Replayable state is recorded when it succeeds; anything else, or
-     * state queued in MULTI (it takes effect at EXEC), cannot move. */
-    exp->replay = CMD_REPLAY_NONE;
-    if ((f & CMD_STATE) && (s->multi || ci->replay == CMD_REPLAY_NONE))
+    /* Session state (db, protocol, user) is applied by the client when it
+     * succeeds; any other state, or state queued in MULTI (it takes effect
+     * at EXEC), cannot be set up again on another connection. */
+    if ((f & CMD_STATE) && (s->multi || !(f & CMD_GROUP)))
         s->stateful = 1;
-    else if (f & CMD_STATE) {
-        exp->flags |= SESSION_EXP_RECORD;
-        exp->replay = (uint8_t)ci->replay;
-    }
+    else if (f & CMD_GROUP)
+        exp->flags |= SESSION_EXP_MOVE;
     if (s->multi && (f & CMD_CLIENT_REPLY)) {
         /* Queued now, in force only at EXEC: we cannot tell when. */
         s->raw = 1;
@@ -254,4 +258,137 @@ int session_tied(const struct session *s)
 {
     return s->multi || s->watch || s->raw || s->blocking > 0 || s->pubsub_inflight > 0 ||
            session_subscribed(s);
+}
+
+/* ---- session state ------------------------------------------------------ */
+
+void session_state_init(struct session_state *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->proto = 2;
+}
+
+void session_state_free(struct session_state *s)
+{
+    free(s->user);
+    if (s->pass != NULL)
+        memset(s->pass, 0, s->passlen);     /* a secret: do not leave it in the heap */
+    free(s->pass);
+    session_state_init(s);
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+    char *d = xmalloc(len + 1);
+
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+void session_state_copy(struct session_state *dst, const struct session_state *src)
+{
+    if (dst == src)
+        return;
+    session_state_free(dst);
+    *dst = *src;
+    if (src->user != NULL)
+        dst->user = dup_bytes(src->user, src->userlen);
+    if (src->pass != NULL)
+        dst->pass = dup_bytes(src->pass, src->passlen);
+}
+
+int session_state_same(const struct session_state *a, const struct session_state *b)
+{
+    if (a->db != b->db || a->proto != b->proto || (a->user == NULL) != (b->user == NULL))
+        return 0;
+    return a->user == NULL ||
+           (a->userlen == b->userlen && memcmp(a->user, b->user, a->userlen) == 0);
+}
+
+int session_state_same_cred(const struct session_state *a, const struct session_state *b)
+{
+    if (!session_state_same(a, b))
+        return 0;
+    return a->user == NULL ||
+           (a->passlen == b->passlen && memcmp(a->pass, b->pass, a->passlen) == 0);
+}
+
+void session_state_set_user(struct session_state *s, const char *user, size_t userlen,
+                          const char *pass, size_t passlen)
+{
+    free(s->user);
+    if (s->pass != NULL)
+        memset(s->pass, 0, s->passlen);
+    free(s->pass);
+    /* One-argument AUTH authenticates "default" (redis 6+), and is the only
+     * form a server without ACLs knows: it is sent again as it came. */
+    s->legacy_auth = user == NULL;
+    if (user == NULL) {
+        user = "default";
+        userlen = 7;
+    }
+    s->user = dup_bytes(user, userlen);
+    s->userlen = userlen;
+    s->pass = dup_bytes(pass, passlen);
+    s->passlen = passlen;
+}
+
+/* One command as a RESP multibulk. */
+static void add_command(struct evbuffer *out, int argc, const char *const argv[],
+                        const size_t len[])
+{
+    evbuffer_add_printf(out, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        evbuffer_add_printf(out, "$%zu\r\n", len[i]);
+        evbuffer_add(out, argv[i], len[i]);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
+int session_state_setup(const struct session_state *s, struct evbuffer *out)
+{
+    int n = 0;
+
+    /* AUTH first: on a server with requirepass, HELLO and SELECT need it. */
+    if (s->user != NULL && s->legacy_auth) {
+        const char *argv[] = { "AUTH", s->pass };
+        const size_t len[] = { 4, s->passlen };
+
+        add_command(out, 2, argv, len);
+        n++;
+    } else if (s->user != NULL) {
+        const char *argv[] = { "AUTH", s->user, s->pass };
+        const size_t len[] = { 4, s->userlen, s->passlen };
+
+        add_command(out, 3, argv, len);
+        n++;
+    }
+    if (s->proto == 3) {
+        const char *argv[] = { "HELLO", "3" };
+        const size_t len[] = { 5, 1 };
+
+        add_command(out, 2, argv, len);
+        n++;
+    }
+    if (s->db != 0) {
+        char db[16];
+        const char *argv[] = { "SELECT", db };
+        size_t len[] = { 6, 0 };
+
+        len[1] = (size_t)snprintf(db, sizeof(db), "%d", s->db);
+        add_command(out, 2, argv, len);
+        n++;
+    }
+    return n;
+}
+
+void session_state_describe(const struct session_state *s, char *buf, size_t len)
+{
+    char user[64];
+
+    if (s->user != NULL)
+        util_escape(s->user, s->userlen, user, sizeof(user));
+    snprintf(buf, len, "db=%d resp=%d user=%s", s->db, s->proto,
+             s->user != NULL ? user : "default");
 }

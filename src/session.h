@@ -13,10 +13,12 @@
 #ifndef RZ_SESSION_H
 #define RZ_SESSION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cmd.h"
 
+struct evbuffer;
 struct resp_request;
 struct resp_reply_info;
 
@@ -32,8 +34,8 @@ enum session_expect_flag {
     SESSION_EXP_PUBSUB = 1 << 1,    /* counted in pubsub_inflight */
     SESSION_EXP_HELLO = 1 << 2,     /* apply `proto` when answered without error */
     SESSION_EXP_RESET = 1 << 3,     /* RESET: back to a fresh connection when answered */
-    SESSION_EXP_RECORD = 1 << 4,    /* replayable state: keep the bytes if it succeeds */
-    SESSION_EXP_SWALLOW = 1 << 5,   /* a replay sent by the proxy: the reply is ours */
+    SESSION_EXP_MOVE = 1 << 4,      /* SELECT/AUTH/HELLO: on success the client's session
+                                       state becomes the one it asked for (client.c) */
     SESSION_EXP_RETRY = 1 << 6,     /* the client kept the bytes: a -READONLY refusal
                                        may be sent again (set by client.c) */
 };
@@ -44,7 +46,6 @@ struct session_expect {
     uint8_t pubsub;              /* enum cmd_pubsub */
     uint8_t flags;               /* enum session_expect_flag */
     uint8_t proto;               /* HELLO's requested version, 0 = unchanged */
-    uint8_t replay;              /* enum cmd_replay of a RECORD command */
     uint32_t n;                  /* confirmations still expected */
 };
 
@@ -54,8 +55,9 @@ struct session {
     unsigned raw : 1;            /* MONITOR/SYNC: replies no longer countable */
     unsigned reply_off : 1;      /* CLIENT REPLY OFF in force */
     unsigned skip_next : 1;      /* CLIENT REPLY SKIP: the next command gets no reply */
-    unsigned stateful : 1;       /* state a new connection would lack and that cannot be
-                                    replayed (CLIENT TRACKING, state set inside MULTI) */
+    unsigned stateful : 1;       /* state a new connection would lack and that the proxy
+                                    cannot set up again (CLIENT TRACKING, state set
+                                    inside MULTI or with replies off) */
     int proto;                   /* RESP version of the connection: 2 or 3 */
     uint32_t blocking;           /* blocking calls in flight */
     uint32_t pubsub_inflight;    /* pub/sub commands not yet fully confirmed */
@@ -88,5 +90,41 @@ enum session_reply session_on_reply(struct session *s, struct session_expect *he
  * the client is doing. */
 int session_tied(const struct session *s);
 int session_subscribed(const struct session *s);
+
+/* ---- session state ------------------------------------------------------ */
+
+/*
+ * The session state a connection carries and a client can change with
+ * SELECT, HELLO and AUTH. Shared connections are grouped by it (group.h);
+ * a new connection is set up in it before any client command.
+ */
+struct session_state {
+    int db;                      /* SELECT */
+    int proto;                   /* 2 or 3: HELLO */
+    char *user;                  /* authenticated as; NULL = no AUTH sent */
+    size_t userlen;
+    char *pass;                  /* the password that authenticated `user`: a secret,
+                                    never logged or shown */
+    size_t passlen;
+    int legacy_auth;             /* AUTH <password> (one argument): sent again so, for
+                                    servers without ACLs */
+};
+
+void session_state_init(struct session_state *s);
+void session_state_free(struct session_state *s);
+/* dst becomes a deep copy of src (dst's old strings are freed). */
+void session_state_copy(struct session_state *dst, const struct session_state *src);
+/* Same state: db, protocol and user (the password is how, not what). */
+int session_state_same(const struct session_state *a, const struct session_state *b);
+/* Same state and the same password. */
+int session_state_same_cred(const struct session_state *a, const struct session_state *b);
+/* Authenticate as user with pass (copied). user NULL: one-argument AUTH. */
+void session_state_set_user(struct session_state *s, const char *user, size_t userlen,
+                            const char *pass, size_t passlen);
+/* Append the commands that put a fresh connection in state s (AUTH, HELLO 3,
+ * SELECT) to out. Returns how many: each gets one reply. */
+int session_state_setup(const struct session_state *s, struct evbuffer *out);
+/* "db=3 resp=3 user=alice" (user=default when no AUTH was sent). */
+void session_state_describe(const struct session_state *s, char *buf, size_t len);
 
 #endif

@@ -603,7 +603,7 @@ static void test_directive_names(void **state)
         "admin-listen", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
-        "drain-timeout",
+        "drain-timeout", "max-session-groups", "session-group-idle-timeout",
     };
     size_t n = 0;
 
