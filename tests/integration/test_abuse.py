@@ -612,12 +612,16 @@ RANDOM_CASES = 200
 RANDOM_BATCH = 50
 
 
-def test_random_bytes_mutated_pipelines(proxy, r):
+def test_random_bytes_mutated_pipelines(proxy_factory, redis_server, r, sharing):
     """Seeded random corruption of valid pipelines (flipped, inserted and
     deleted bytes, absurd lengths, truncation), one connection each, with a
     well-behaved client pipelining next to them. What comes back is always
     well-formed RESP; a protocol error is the last thing a client gets before
-    its connection closes; the bystander sees exactly its own replies."""
+    its connection closes; the bystander sees exactly its own replies. The
+    pipelines SELECT and HELLO their way into up to 8 session groups, whose
+    connections close once unused for session-group-idle-timeout (short
+    here, so the fd count is back at the baseline within the check)."""
+    proxy = proxy_factory(redis_server, sharing=sharing, pool={"session-group-idle-timeout": "200"})
     rnd = random.Random(RANDOM_SEED)
     base = Baseline(proxy) if proxy.proc is not None else None
     stop = threading.Event()

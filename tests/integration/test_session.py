@@ -456,28 +456,45 @@ def test_resp3_client_tracking_invalidation_push(proxy, r):
 
 # ---------------------------------------------------------------- CLIENT
 
-def test_client_setname_visible_on_backend(proxy, redis_server, r):
+def test_client_setname_getname(proxy, r):
+    """CLIENT SETNAME / GETNAME behave as on redis: the name is the
+    client's own, validated as redis does, and cleared by an empty one."""
     with proxy.raw() as c, proxy.raw() as other:
+        assert c.call("CLIENT", "GETNAME") is None
         assert c.call("CLIENT", "SETNAME", "rz-app-1") == "OK"
         assert c.call("CLIENT", "GETNAME") == b"rz-app-1"
-        c.send(encode("SET", "named", "yes"))
-        assert c.read_reply() == "OK"
-        named = [x for x in r.client_list() if x.get("name") == "rz-app-1"]
-        assert len(named) == 1, r.client_list()
+        assert c.call("SET", "named", "yes") == "OK"
         # the name does not leak to other clients
         assert other.call("CLIENT", "GETNAME") is None
         assert other.call("GET", "named") == b"yes"
-        # CLIENT ID on the proxy connection matches the backend entry
-        cid = c.call("CLIENT", "ID")
-        assert isinstance(cid, int) and str(cid) == named[0]["id"]
-    # the backend connection carrying the name goes away with the client
-    wait_for(lambda: not [x for x in r.client_list() if x.get("name") == "rz-app-1"],
-             timeout=5, what="named backend connection closed")
+        rep = c.call("CLIENT", "SETNAME", "has space")
+        assert rep == "ERR Client names cannot contain spaces, newlines or special characters.", rep
+        assert c.call("CLIENT", "GETNAME") == b"rz-app-1"
+        rep = c.call("CLIENT", "SETNAME")
+        assert rep == "ERR wrong number of arguments for 'client|setname' command", rep
+        assert c.call("CLIENT", "SETNAME", "") == "OK"
+        assert c.call("CLIENT", "GETNAME") is None
+
+
+@pytest.mark.proxy_only
+def test_client_setname_answered_by_proxy(proxy, r):
+    """The proxy answers CLIENT SETNAME itself (a shared connection must not
+    take one client's name, and a name must not pin): the server never sees
+    it, the client stays on its route, and PROXY CLIENTS shows the name."""
+    with proxy.raw() as c:
+        assert c.call("CLIENT", "SETNAME", "rz-app-1") == "OK"
+        assert c.call("SET", "named", "yes") == "OK"
+        assert not [x for x in r.client_list() if x.get("name") == "rz-app-1"], r.client_list()
+        info = c.call("PROXY", "INFO").decode()
+        want = "route:shared" if proxy.options["sharing"] == "yes" else "route:pinned"
+        assert want in info, info
+        lines = c.call("PROXY", "CLIENTS").decode().splitlines()
+        mine = [l for l in lines if " name=rz-app-1 " in l]
+        assert len(mine) == 1, lines
 
 
 def test_redis_py_client_name(proxy, r):
     c = proxy.client(client_name="rz-py-client")
     assert c.client_getname() == "rz-py-client"
     assert c.set("a", "b") is True
-    assert any(x.get("name") == "rz-py-client" for x in r.client_list())
     c.close()

@@ -7,6 +7,7 @@ test_zk_session.py for that); every test has its own znode path and its own
 redis-servers, and asserts where the data landed on the servers directly."""
 
 import contextlib
+import socket
 import threading
 import time
 
@@ -707,24 +708,32 @@ def test_rewrite_same_master_no_tryagain(zk_server, kz, zk_proxy_factory, two, z
     assert [int(x) for x in got] == list(range(len(replies)))
 
 
-def test_held_clients_dropped_and_bounded(zk_server, kz, zk_proxy_factory, two, znode_path):
-    """While the znode is missing, held clients that disconnect leave the
-    hold queue, and a client pipelining far more than it may buffer is read
-    no further (proxy memory stays bounded); once the znode appears its
-    commands all run, in order."""
+def test_held_clients_half_closed_and_bounded(zk_server, kz, zk_proxy_factory, two, znode_path):
+    """While the znode is missing, a held client that shuts its socket for
+    writing keeps its place: its command is sent once a master is named and
+    its reply delivered (a client that closes outright looks the same to
+    the proxy, a FIN: its command runs too, as redis runs every command it
+    read before an EOF). A client pipelining far more than it may buffer is
+    read no further (proxy memory stays bounded); once the znode appears
+    every command runs, in order."""
     a, _ = two
     zdelete(kz, znode_path)
     px = zk_proxy_factory(zk_server, znode_path, pool={"block-timeout": "30000"})
     wait_state(px, "NO_NODE")
     base = rss_kb(px.pid)
+    reading = []
     for i in range(20):
         c = px.raw()
         c.send(encode("SET", "gone:%d" % i, "x"))
-        wait_for(lambda: int(pool_info(px).get("clients_held", "0")) >= 1, timeout=5,
+        wait_for(lambda: int(pool_info(px).get("clients_held", "0")) >= i + 1, timeout=5,
                  what="client %d held" % i)
-        c.close()
-    wait_for(lambda: pool_info(px).get("clients_held") == "0", timeout=5,
-             what="disconnected held clients leave the queue")
+        if i % 2:
+            c.close()
+        else:
+            c.sock.shutdown(socket.SHUT_WR)
+            reading.append(c)
+    time.sleep(0.3)
+    assert pool_info(px).get("clients_held") == "20", pool_info(px)
     n, pad = 30000, "p" * 1000           # about 30 MB of held commands
     big = px.raw(timeout=60)
     sent = threading.Event()
@@ -736,7 +745,7 @@ def test_held_clients_dropped_and_bounded(zk_server, kz, zk_proxy_factory, two, 
     th = threading.Thread(target=sender, daemon=True)
     th.start()
     try:
-        wait_for(lambda: pool_info(px).get("clients_held") == "1", timeout=5, what="big client held")
+        wait_for(lambda: pool_info(px).get("clients_held") == "21", timeout=5, what="big client held")
         time.sleep(1.0)
         assert not sent.is_set(), "the proxy read 30 MB of commands it cannot forward yet"
         grown = rss_kb(px.pid) - base
@@ -746,12 +755,17 @@ def test_held_clients_dropped_and_bounded(zk_server, kz, zk_proxy_factory, two, 
             rep = big.read_reply(timeout=30)
             assert rep == 2 * (i + 1), "reply %d: %r" % (i, rep)   # pushes i and pad
         assert sent.wait(10)
+        for c in reading:
+            assert c.read_reply(timeout=10) == "OK"
+            assert not c.nothing_pending(5) and c.eof, "a half-closed client is closed after its reply"
+            c.close()
     finally:
         big.close()
         th.join(10)
     assert a.client().llen("big") == 2 * n
-    assert all(a.client().get("gone:%d" % i) is None for i in range(20)), \
-        "a command of a client that left while held ran anyway"
+    assert all(a.client().get("gone:%d" % i) == b"x" for i in range(20))
+    wait_for(lambda: pool_info(px).get("clients") == "1", timeout=5,
+             what="every client gone but the one asking (%s)" % pool_info(px))
 
 
 def test_znode_names_a_replica_fences(zk_server, kz, zk_proxy_factory, two, znode_path):
