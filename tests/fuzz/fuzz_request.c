@@ -12,6 +12,11 @@
  * name as the kind, argc - 1 as the count) through session_on_reply(), with
  * a small FIFO of expectations standing in for a backend's queue.
  *
+ * Every framed request also goes through resp_args_get(), whose arguments
+ * must agree with the framer's (count, and the prefix of the first three it
+ * keeps), and SELECT/AUTH/HELLO/CLIENT through clientcmd, whose error lines
+ * must be single CRLF-terminated lines.
+ *
  * Checks that are ours, not the sanitizers': a framed request is never empty
  * (that would loop forever) and never longer than what is buffered; and a
  * second parser that never takes the fast path (resp_reqparser_slow_only),
@@ -24,6 +29,7 @@
 
 #include <event2/buffer.h>
 
+#include "clientcmd.h"
 #include "cmd.h"
 #include "resp.h"
 #include "session.h"
@@ -105,6 +111,60 @@ static void same_request(const struct resp_request *a, const struct resp_request
                 "\"%s\" argc %d len %zu\n", a->name, a->argc, a->len, b->name, b->argc, b->len);
         abort();
     }
+}
+
+static void one_line(const char *what, const char *s, size_t n)
+{
+    const char *crlf = memmem(s, n, "\r\n", 2);
+
+    if (n < 3 || s[0] != '-' || crlf == NULL || crlf + 2 != s + n) {
+        fprintf(stderr, "fuzz_request: %s is not one error line: %.*s\n", what, (int)n, s);
+        abort();
+    }
+}
+
+/* resp_args_get() agrees with the framer; clientcmd answers sanely. */
+static void check_args(struct evbuffer *in, const struct resp_request *req,
+                       const struct cmd_info *ci)
+{
+    struct resp_args a;
+    char lower[RESP_NAME_MAX];
+
+    if (resp_args_get(in, req, &a) != 0 || a.argc != req->argc) {
+        fprintf(stderr, "fuzz_request: resp_args_get: argc %d, framed %d\n", a.argc, req->argc);
+        abort();
+    }
+    util_lower(lower, sizeof(lower), a.argv[0], a.len[0]);
+    if (a.len[0] != req->namelen || strcmp(lower, req->name) != 0) {
+        fprintf(stderr, "fuzz_request: resp_args_get: name \"%s\", framed \"%s\"\n", lower,
+                req->name);
+        abort();
+    }
+    if (ci->flags & CMD_GROUP) {
+        struct session_state cur;
+        struct clientcmd_move mv;
+        struct evbuffer *send = evbuffer_new();
+        char err[256];
+
+        session_state_init(&cur);
+        if (clientcmd_move_parse(&a, &cur, &mv, send, err, sizeof(err)) < 0)
+            one_line("a SELECT/AUTH/HELLO error", err, strlen(err));
+        clientcmd_move_free(&mv);
+        evbuffer_free(send);
+    } else if ((ci->flags & CMD_LOCAL) && strcmp(req->name, "client") == 0) {
+        struct clientcmd_names n = { 0 };
+        struct evbuffer *out = evbuffer_new();
+        char buf[512];
+        size_t len;
+
+        clientcmd_client(&n, &a, 2, out);
+        len = evbuffer_copyout(out, buf, sizeof(buf));
+        if (len > 0 && buf[0] == '-')
+            one_line("a CLIENT error", buf, len);
+        clientcmd_names_free(&n);
+        evbuffer_free(out);
+    }
+    resp_args_free(&a);
 }
 
 /* The reader-only parser's next step must be the same as the one just taken. */
@@ -193,6 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!(req.flags & RESP_REQ_EMPTY)) {
                 struct cmd_info ci = cmd_classify(&req);
 
+                check_args(in, &req, &ci);
                 if (!(ci.flags & CMD_LOCAL)) {
                     struct session_expect exp;
                     struct resp_reply_info ri;
