@@ -291,17 +291,26 @@ class LogTail(threading.Thread):
 # writers
 # --------------------------------------------------------------------------
 
+DEMO_USER, DEMO_PASSWORD = "demo", "demopw"   # the ACL user some writers log in as
+
+
 class Writer(threading.Thread):
-    """INCR demo:<i>:count, then RPUSH demo:<i>:seq <n>, one command at a
-    time through the proxy, remembering every acknowledged reply. Any reply
-    that is not an integer is an error (none is expected: in block mode the
-    proxy holds commands while it switches). -TRYAGAIN means the command did
-    not run: counted, then the same command is sent again. Any other error
+    """Connects the way current client libraries do (node-redis 6, ioredis 6,
+    go-redis, Lettuce): HELLO 3, CLIENT SETINFO LIB-NAME/LIB-VER, and, as an
+    application configured with a database or a user would, SELECT <db> and
+    AUTH (here inside HELLO). Writer i uses db i % 3; odd writers log in as
+    the ACL user "demo". Then INCR demo:<i>:count and RPUSH demo:<i>:seq <n>,
+    one command at a time through the proxy, on that one connection,
+    remembering every acknowledged reply. Any reply that is not an integer is
+    an error (none is expected: in block mode the proxy holds commands while
+    it switches). -TRYAGAIN means the command did not run: counted, then the
+    same command is sent again. Any other error, or losing the connection,
     stops this writer."""
 
     def __init__(self, idx, port, stop):
         super().__init__(daemon=True)
         self.idx, self.port, self.stop = idx, port, stop
+        self.db, self.auth = idx % 3, idx % 2 == 1
         self.counter, self.list = "demo:%d:count" % idx, "demo:%d:seq" % idx
         self.incr_acks, self.push_acks = [], []
         self.errors, self.failure = [], None
@@ -327,9 +336,18 @@ class Writer(threading.Thread):
                 return None
             time.sleep(0.01)
 
+    def setup(self):
+        hello = ("HELLO", "3") + (("AUTH", DEMO_USER, DEMO_PASSWORD) if self.auth else ())
+        for cmd in (hello, ("CLIENT", "SETINFO", "LIB-NAME", "rzproxy-demo"),
+                    ("CLIENT", "SETINFO", "LIB-VER", "1.0"), ("SELECT", str(self.db))):
+            rep = self.conn.call(*cmd, timeout=30)
+            if isinstance(rep, conftest.Error):
+                raise RuntimeError("%s: %s" % (" ".join(cmd[:2]), rep))
+
     def run(self):
         try:
             self.conn = RespConn.tcp(self.port, timeout=30)
+            self.setup()
             seq = 0
             while not self.stop.is_set():
                 rep = self.call("INCR", self.counter)
@@ -496,6 +514,9 @@ class Demo:
         for name, srv in self.servers.items():
             wait_until(self.con, "redis-server %s" % name, srv._ready, timeout=30)
         a = self.servers["A"]
+        for srv in self.servers.values():      # ACLs are not replicated
+            with srv.client() as c:
+                c.execute_command("ACL", "SETUSER", DEMO_USER, "on", ">" + DEMO_PASSWORD, "~*", "&*", "+@all")
         self.say("redis", "A: redis-server on %s (master)" % self.hp("A"))
         self.direct("B").slaveof(LOCALHOST, a.port)
         self.say("redis", "B: redis-server on %s, SLAVEOF A (replica-read-only yes)" % self.hp("B"))
@@ -599,8 +620,9 @@ pool main
     # ---- writers
     def start_writers(self):
         self.writers = [Writer(i, self.proxy.port, self.stop_writers) for i in range(self.args.writers)]
-        self.say("writer", "%d writers through the proxy, one command at a time each: "
-                 "INCR demo:<i>:count, RPUSH demo:<i>:seq <n>" % len(self.writers))
+        self.say("writer", "%d writers through the proxy, each connecting as current client libraries "
+                 "do (HELLO 3, CLIENT SETINFO, SELECT <i %% 3>, odd ones AUTH as user %s), then one command "
+                 "at a time: INCR demo:<i>:count, RPUSH demo:<i>:seq <n>" % (len(self.writers), DEMO_USER))
         for w in self.writers:
             w.start()
         self.ticker = Ticker(self.writers, self.con)
@@ -650,15 +672,16 @@ pool main
         """Every acknowledged write on the final master, right value, right
         order. Returns (errors, missing) counts."""
         name = self.master
-        c = self.direct(name)
-        role = c.info("replication").get("role")
+        role = self.direct(name).info("replication").get("role")
         self.say("check", "reading every writer's keys directly from %s (role:%s)"
                  % (self.label(self.hp(name)), role))
         errors, missing = 0, 0
         for w in self.writers:
+            c = self.servers[name].client(db=w.db)
             n = len(w.incr_acks)
             counter = int(c.get(w.counter) or 0)
             items = [int(x) for x in c.lrange(w.list, 0, -1)]
+            c.close()
             problems = []
             if w.incr_acks != list(range(1, n + 1)):
                 problems.append("INCR replies not 1..%d" % n)
@@ -687,6 +710,12 @@ pool main
                 self.say("check", "writer %d: %d INCRs and %d RPUSHes acknowledged: counter = %d and the "
                          "list holds 0..%d in order   OK" % (w.idx, n, len(w.push_acks), counter,
                                                              len(w.push_acks) - 1), "ok")
+        conns = [x for x in self.direct(name).client_list() if x.get("name") != conftest.ADMIN_NAME
+                 and "S" not in x.get("flags", "")]
+        states = {(w.db, w.auth) for w in self.writers}
+        self.say("check", "%s holds %d connection(s) from the proxy for %d writers in %d session states "
+                 "(database, RESP3, user): each writer kept its one connection to the proxy throughout"
+                 % (self.label(self.hp(name)), len(conns), len(self.writers), len(states)))
         return errors, missing
 
     # ---- teardown
