@@ -193,3 +193,34 @@ def test_zookeeper_down_at_start_stays_up_and_unhealthy(zk_proxy_factory):
     s = parse_prometheus(get(admin, "/metrics")[2])
     assert metric(s, "rzproxy_zk_connected") == 0
     assert px.alive()
+
+
+def test_clients_by_library_and_groups(proxy_factory, redis_factory):
+    """/metrics and /info count clients by the library they named with
+    CLIENT SETINFO LIB-NAME (label "" for none), and show the session groups,
+    shared connections and pinned clients."""
+    srv = redis_factory()
+    admin = free_port()
+    px = proxy_factory(srv, globals_={"admin-listen": "%s:%d" % (LOCALHOST, admin)})
+    conns = [px.raw() for _ in range(6)]
+    try:
+        for i, c in enumerate(conns[:5]):
+            lib = "ioredis" if i < 3 else 'odd"lib\\'
+            assert c.call("CLIENT", "SETINFO", "LIB-NAME", lib) == "OK"
+        assert conns[3].call("SELECT", "2") == "OK"
+        assert conns[4].call("SUBSCRIBE", "ch")[0] == b"subscribe"
+        for c in conns[:3]:
+            assert c.call("PING") == "PONG"
+        s = parse_prometheus(get(admin, "/metrics")[2])
+        assert metric(s, "rzproxy_pool_clients_by_library", pool="main", lib_name="ioredis") == 3
+        assert metric(s, "rzproxy_pool_clients_by_library", pool="main", lib_name='odd\\"lib\\\\') == 2
+        assert metric(s, "rzproxy_pool_clients_by_library", pool="main", lib_name="") == 1
+        assert metric(s, "rzproxy_pool_session_groups", pool="main") == 2
+        assert metric(s, "rzproxy_pool_clients_pinned", pool="main") == 1
+        assert 2 <= metric(s, "rzproxy_pool_shared_connections", pool="main") <= 3
+        info = json.loads(get(admin, "/info")[2])["pools"][0]
+        assert info["clients_by_library"] == {"ioredis": 3, 'odd"lib\\': 2, "": 1}, info
+        assert info["session_groups"] == 2
+    finally:
+        for c in conns:
+            c.close()
