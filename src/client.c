@@ -286,9 +286,7 @@ static void drop_groups(struct client *c)
 {
     if (c->grp != NULL)
         group_unref(c->grp);
-    if (c->next_grp != NULL)
-        group_unref(c->next_grp);
-    c->grp = c->next_grp = NULL;
+    c->grp = NULL;
 }
 
 static void release_backend_links(struct client *c)
@@ -416,16 +414,13 @@ void client_move_done(struct client *c, int ok)
             c->names.name = c->next_name;
             c->next_name = NULL;
         }
-        if (c->next_grp != NULL) {
-            if (c->grp != NULL)
-                group_unref(c->grp);
-            c->grp = c->next_grp;
-            c->next_grp = NULL;
+        /* The group of the new state is looked up when a command needs it:
+         * a run of SELECT/AUTH/HELLO at connect creates none on the way. */
+        if (c->grp != NULL && !session_state_same(&c->grp->st, &c->st)) {
+            group_unref(c->grp);
+            c->grp = NULL;
         }
     }
-    if (c->next_grp != NULL)
-        group_unref(c->next_grp);
-    c->next_grp = NULL;
     c->next_set_name = 0;
     free(c->next_name);
     c->next_name = NULL;
@@ -721,6 +716,32 @@ void client_master_changed(struct pool *p)
 /* A pinned client still waiting for replies from a previous master after
  * drain-timeout: its connection closes, its outstanding commands get
  * "outcome unknown" errors. */
+static void pin(struct client *c, const char *why)
+{
+    c->pinned = 1;
+    c->pin_why = why;
+    if (c->grp != NULL)
+        group_unref(c->grp);
+    c->grp = NULL;
+    log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id, why);
+}
+
+/* A shared client's group: the pool's group for its state, created if
+ * there is room. -1 when max-session-groups are in use already. */
+static int join_group(struct client *c)
+{
+    struct group *g = group_get(c->pool, &c->st);
+
+    if (g == NULL) {
+        log_info(c->pool->name, "client %llu pinned: max-session-groups (%d) in use",
+                 (unsigned long long)c->id, c->pool->cf->max_session_groups);
+        return -1;
+    }
+    c->grp = g;
+    group_ref(g);
+    return 0;
+}
+
 enum route_rc {
     ROUTE_OK,
     ROUTE_NO_MASTER,         /* gated or master unreachable: *why says which */
@@ -730,8 +751,8 @@ enum route_rc {
 
 /*
  * Pick the backend connection for the next command: a shared client's
- * goes to a connection of `target` (a SELECT/AUTH/HELLO: the group of the
- * state it asks for), or of its own group. Every command checks the gate,
+ * goes to a connection of `target` (a SELECT/AUTH/HELLO: a group whose
+ * connections can judge it), or of its own group. Every command checks the gate,
  * and every connection carries the epoch (master) it was opened for: a
  * command never goes to a master the pool no longer names.
  */
@@ -766,10 +787,14 @@ static enum route_rc route(struct client *c, struct group *target, struct backen
     if ((*why = pool_unavailable(p)) != NULL)
         return ROUTE_NO_MASTER;
     /* A new connection is set up in the client's session state first. */
+    if (!c->pinned && target == NULL && c->grp == NULL && join_group(c) < 0)
+        pin(c, "max-session-groups");
     if (c->pinned)
         *out = c->be = backend_connect(p, c, NULL, -1, &c->st);
+    else if (target != NULL)
+        *out = group_backend_open(target, c);
     else
-        *out = group_backend(target != NULL ? target : c->grp, c);
+        *out = group_backend(c->grp, c);
     return ROUTE_OK;
 }
 
@@ -826,21 +851,13 @@ static int keep_for_retry(struct client *c, const struct resp_request *req,
     return 1;
 }
 
-static void pin(struct client *c, const char *why)
-{
-    c->pinned = 1;
-    c->pin_why = why;
-    if (c->grp != NULL)
-        group_unref(c->grp);
-    c->grp = NULL;
-    log_debug(c->pool->name, "client %llu pinned by %s", (unsigned long long)c->id, why);
-}
 
 /* A SELECT/AUTH/HELLO goes out: until its reply, the client is moving to
  * the state it asked for (taken from mv). */
-static void start_move(struct client *c, struct clientcmd_move *mv, struct group *target)
+static void start_move(struct client *c, struct clientcmd_move *mv)
 {
     c->moving = 1;
+    c->no_lookahead = 0;
     session_state_free(&c->next);
     c->next = mv->to;
     session_state_init(&mv->to);
@@ -848,10 +865,6 @@ static void start_move(struct client *c, struct clientcmd_move *mv, struct group
     free(c->next_name);
     c->next_name = mv->name;
     mv->name = NULL;
-    if (!c->pinned && target != NULL) {
-        c->next_grp = target;
-        group_ref(target);
-    }
 }
 
 /*
@@ -901,7 +914,7 @@ static enum dispatch_rc forward(struct client *c, const struct cmd_info *ci,
         backend_send(be, NULL, in, len, NULL);
     } else {
         if (mv != NULL && (exp.flags & SESSION_EXP_MOVE))
-            start_move(c, mv, target);
+            start_move(c, mv);
         else if (keep_for_retry(c, req, in, &exp))
             exp.flags |= SESSION_EXP_RETRY;
         c->outstanding++;
@@ -909,57 +922,6 @@ static enum dispatch_rc forward(struct client *c, const struct cmd_info *ci,
     }
     pool_forwarded(c->pool);
     return DISPATCH_DONE;
-}
-
-/*
- * SELECT, AUTH, HELLO: the client moves to the group of the state it asks
- * for. The command goes to a connection of that group, already in that
- * state, where success changes nothing and failure changes nothing either:
- * the server judges it (a wrong password is refused however often the
- * right one was given), and the client changes group only on success. A
- * pinned client's command goes on its own connection as it came (HELLO
- * without SETNAME). What redis refuses on syntax alone is answered here.
- */
-static enum dispatch_rc dispatch_move(struct client *c, const struct cmd_info *ci,
-                                      const struct resp_request *req, struct evbuffer *in)
-{
-    struct evbuffer *send = evbuffer_new();
-    struct clientcmd_move mv;
-    struct group *target = NULL;
-    struct resp_args a;
-    char err[256];
-    enum dispatch_rc rc;
-
-    if (send == NULL || resp_args_get(in, req, &a) < 0)
-        util_oom(req->len);
-    if (clientcmd_move_parse(&a, &c->st, &mv, send, err, sizeof(err)) < 0) {
-        forget_refusal(c);
-        evbuffer_drain(in, req->len);
-        evbuffer_add(c->io.out, err, strlen(err));
-        io_conn_queued(&c->io);
-        rc = DISPATCH_DONE;
-    } else if (c->refusal != NULL && session_state_same_cred(&c->refused, &mv.to)) {
-        /* The master refused a connection set up in exactly the state this
-         * command asks for: that is the server's answer to it. */
-        evbuffer_drain(in, req->len);
-        evbuffer_add(c->io.out, c->refusal, strlen(c->refusal));
-        io_conn_queued(&c->io);
-        forget_refusal(c);
-        rc = DISPATCH_DONE;
-    } else {
-        /* A refusal of another client's password is no answer to ours. */
-        forget_refusal(c);
-        if (!c->pinned && (target = group_get(c->pool, &mv.to)) == NULL) {
-            log_info(c->pool->name, "client %llu pinned: max-session-groups (%d) in use",
-                     (unsigned long long)c->id, c->pool->cf->max_session_groups);
-            pin(c, "max-session-groups");
-        }
-        rc = forward(c, ci, req, in, target, &mv, mv.rewritten ? send : NULL);
-    }
-    clientcmd_move_free(&mv);
-    resp_args_free(&a);
-    evbuffer_free(send);
-    return rc;
 }
 
 /*
@@ -985,6 +947,147 @@ static enum dispatch_rc close_refused(struct client *c)
     begin_closing(c);
     close_if_flushed(c);
     return DISPATCH_STOP;
+}
+
+static int judges(const void *arg, const struct session_state *st)
+{
+    return clientcmd_move_judged_by(arg, st);
+}
+
+/*
+ * The state a client will be in after the run of SELECT/AUTH/HELLO that
+ * follows the current one in its input, if each succeeds (libraries send
+ * such a run on connect: AUTH, SELECT, HELLO 3). Starts from mv's target;
+ * stops at the first other command, at what is not in yet, and after a few.
+ */
+static void run_target(struct client *c, const struct resp_request *req,
+                       const struct clientcmd_move *mv, struct session_state *out)
+{
+    struct resp_reqparser *p = resp_reqparser_new();
+    struct evbuffer *ahead = evbuffer_new();
+    struct evbuffer_ptr pos;
+    char buf[4096], err[256];
+    ev_ssize_t n = 0;
+
+    session_state_copy(out, &mv->to);
+    if (ahead == NULL || evbuffer_ptr_set(c->io.in, &pos, req->len, EVBUFFER_PTR_SET) < 0 ||
+        (n = evbuffer_copyout_from(c->io.in, &pos, buf, sizeof(buf))) <= 0)
+        goto done;
+    evbuffer_add(ahead, buf, (size_t)n);
+    for (int i = 0; i < 8; i++) {
+        struct resp_request next;
+        struct clientcmd_move mv2;
+        struct resp_args a;
+        int ok;
+
+        if (resp_reqparser_next(p, ahead, &next, err, sizeof(err)) != 1 ||
+            !(cmd_classify(&next).flags & CMD_GROUP))
+            break;
+        if (resp_args_get(ahead, &next, &a) < 0)
+            break;
+        ok = clientcmd_move_parse(&a, out, &mv2, NULL, err, sizeof(err)) == 0;
+        if (ok)
+            session_state_copy(out, &mv2.to);
+        clientcmd_move_free(&mv2);
+        resp_args_free(&a);
+        if (!ok || evbuffer_drain(ahead, next.len) < 0)
+            break;
+    }
+done:
+    if (ahead != NULL)
+        evbuffer_free(ahead);
+    resp_reqparser_free(p);
+}
+
+/*
+ * Where a shared client's SELECT/AUTH/HELLO is judged: on a connection of a
+ * group already in what it asks for (clientcmd_move_judged_by), the one
+ * most clients are in; else in a new group for the state the client's
+ * whole run of such commands leads to, if that state can judge this one
+ * (so a library's AUTH + SELECT + HELLO 3 on connect opens connections in
+ * its final state only), else for the state this command asks for. NULL
+ * when max-session-groups are in use.
+ */
+static struct group *judge_group(struct client *c, const struct resp_request *req,
+                                 const struct clientcmd_move *mv)
+{
+    struct group *g = group_find_open(c->pool, judges, mv);
+    struct session_state final;
+
+    if (g != NULL)
+        return g;
+    session_state_init(&final);
+    if (c->no_lookahead)
+        session_state_copy(&final, &mv->to);
+    else
+        run_target(c, req, mv, &final);
+    if (clientcmd_move_judged_by(mv, &final))
+        g = group_get(c->pool, &final);
+    else
+        g = group_get(c->pool, &mv->to);
+    session_state_free(&final);
+    return g;
+}
+
+/*
+ * SELECT, AUTH, HELLO: the client moves to the state it asks for. The
+ * command goes to a connection already in that state (in every respect the
+ * command changes or its reply shows), where success changes nothing and
+ * failure changes nothing either: the server judges it (a wrong password is
+ * refused however often the right one was given), and the client's state
+ * changes only on success. A pinned client's command goes on its own
+ * connection (HELLO without SETNAME). What redis refuses on syntax alone is
+ * answered here.
+ */
+static enum dispatch_rc dispatch_move(struct client *c, const struct cmd_info *ci,
+                                      const struct resp_request *req, struct evbuffer *in)
+{
+    struct evbuffer *send = evbuffer_new();
+    struct clientcmd_move mv;
+    struct group *judge = NULL;
+    struct resp_args a;
+    char err[256];
+    enum dispatch_rc rc;
+
+    if (send == NULL || resp_args_get(in, req, &a) < 0)
+        util_oom(req->len);
+    if (clientcmd_move_parse(&a, &c->st, &mv, send, err, sizeof(err)) < 0) {
+        forget_refusal(c);
+        evbuffer_drain(in, req->len);
+        evbuffer_add(c->io.out, err, strlen(err));
+        io_conn_queued(&c->io);
+        rc = DISPATCH_DONE;
+    } else if (c->refusal != NULL && session_state_same_cred(&c->refused, &mv.to)) {
+        /* The master refused a connection set up in exactly the state this
+         * command asks for: that is the server's answer to it. */
+        evbuffer_drain(in, req->len);
+        evbuffer_add(c->io.out, c->refusal, strlen(c->refusal));
+        io_conn_queued(&c->io);
+        forget_refusal(c);
+        c->no_lookahead = 0;
+        rc = DISPATCH_DONE;
+    } else if (c->refusal != NULL && c->no_lookahead) {
+        /* Refused twice, the second time in the very state asked for but
+         * for what the client already had: it cannot go on. */
+        rc = close_refused(c);
+    } else {
+        /* A refusal of another client's password, or of a state further
+         * down this client's run (AUTH then SELECT 99), is no answer to this
+         * command: try again, in exactly the state it asks for. */
+        if (c->refusal != NULL)
+            c->no_lookahead = 1;
+        forget_refusal(c);
+        if (!c->pinned && (judge = judge_group(c, req, &mv)) == NULL) {
+            log_info(c->pool->name, "client %llu pinned: max-session-groups (%d) in use",
+                     (unsigned long long)c->id, c->pool->cf->max_session_groups);
+            pin(c, "max-session-groups");
+        }
+        rc = forward(c, ci, req, in, judge, &mv, mv.rewritten ? send : NULL);
+    }
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    evbuffer_free(send);
+    return rc;
 }
 
 /* Dispatch one framed request from the front of `in`. */

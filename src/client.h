@@ -44,15 +44,17 @@ struct client {
     struct session sess;
     struct session_state st;       /* session state: db, protocol, user (what a new
                                     connection for this client is set up with) */
-    struct group *grp;           /* shared route: the group of st (a reference) */
+    struct group *grp;           /* shared route: the group of st (a reference), looked
+                                    up at the first command that needs it */
     int moving;                  /* a SELECT/AUTH/HELLO is in flight: */
-    struct session_state next;     /*   the state on success */
-    struct group *next_grp;      /*   shared route: the group of `next` (a reference) */
+    struct session_state next;   /*   the state on success */
     int next_set_name;           /*   HELLO ... SETNAME: the name on success */
     char *next_name;
     char *refusal;               /* the master refused to set up a connection this
                                     client waited for: its error line, */
     struct session_state refused;  /* and the state (with password) it refused */
+    int no_lookahead;            /* the refusal was of a state further down the client's
+                                    run of SELECT/AUTH/HELLO: judge this one as it is */
     struct clientcmd_names names;/* CLIENT SETNAME / SETINFO, answered by the proxy */
     int pinned;                  /* has (or will get) its own backend connection */
     const char *pin_why;         /* what pinned it (PROXY CLIENTS) */

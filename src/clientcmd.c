@@ -139,6 +139,8 @@ static int parse_hello(const struct resp_args *a, struct clientcmd_move *mv,
         mv->name = a->len[name + 1] > 0 ? xstrndup(a->argv[name + 1], a->len[name + 1]) : NULL;
         /* The request minus its SETNAME. */
         mv->rewritten = 1;
+        if (send == NULL)
+            return 0;
         evbuffer_add_printf(send, "*%d\r\n", auth > 0 ? 5 : 2);
         for (int i = 0; i < 2; i++)
             add_bulk(send, a->argv[i], a->len[i]);
@@ -155,13 +157,34 @@ int clientcmd_move_parse(const struct resp_args *a, const struct session_state *
     memset(mv, 0, sizeof(*mv));
     session_state_init(&mv->to);
     session_state_copy(&mv->to, cur);
-    if (arg_is(a, 0, "select"))
+    if (arg_is(a, 0, "select")) {
+        mv->kind = CLIENTCMD_SELECT;
         return parse_select(a, mv, err, errlen);
-    if (arg_is(a, 0, "auth"))
+    }
+    if (arg_is(a, 0, "auth")) {
+        mv->kind = CLIENTCMD_AUTH;
         return parse_auth(a, mv, err, errlen);
-    if (arg_is(a, 0, "hello"))
+    }
+    if (arg_is(a, 0, "hello")) {
+        mv->kind = CLIENTCMD_HELLO;
         return parse_hello(a, mv, send, err, errlen);
+    }
     return fail(err, errlen, "unknown command");     /* not reached: cmd.c decides */
+}
+
+int clientcmd_move_judged_by(const struct clientcmd_move *mv, const struct session_state *conn)
+{
+    if (!session_state_same_user(&mv->to, conn))
+        return 0;
+    switch (mv->kind) {
+    case CLIENTCMD_SELECT:
+        return conn->db == mv->to.db;
+    case CLIENTCMD_AUTH:
+        return 1;
+    case CLIENTCMD_HELLO:
+        return conn->proto == mv->to.proto;
+    }
+    return 0;
 }
 
 /* ---- CLIENT SETNAME / GETNAME / SETINFO --------------------------------------- */

@@ -25,8 +25,15 @@
 struct evbuffer;
 struct resp_args;
 
+enum clientcmd_move_kind {
+    CLIENTCMD_SELECT,
+    CLIENTCMD_AUTH,
+    CLIENTCMD_HELLO,
+};
+
 /* What a SELECT, AUTH or HELLO asks for. */
 struct clientcmd_move {
+    enum clientcmd_move_kind kind;
     struct session_state to;       /* the session state on success */
     int set_name;                /* HELLO ... SETNAME: */
     char *name;                  /* the name on success (NULL: clear it) */
@@ -38,13 +45,27 @@ void clientcmd_move_free(struct clientcmd_move *mv);
 
 /*
  * Parse a SELECT, AUTH or HELLO (a->argv[0], any case) whose client is in
- * state cur. Returns 0 with *mv filled, or -1 with err holding the RESP
- * error line (CRLF-terminated) redis answers on syntax alone. Free *mv
- * either way.
+ * state cur. Returns 0 with *mv filled (and, for a HELLO with SETNAME, what
+ * to send in its place appended to `send`, unless it is NULL), or -1 with
+ * err holding the RESP error line (CRLF-terminated) redis answers on syntax
+ * alone. Free *mv either way.
  */
 int clientcmd_move_parse(const struct resp_args *a, const struct session_state *cur,
                          struct clientcmd_move *mv, struct evbuffer *send, char *err,
                          size_t errlen);
+
+/*
+ * Whether a connection in state `conn` may judge the move: it already has
+ * what the move asks for in every respect the command changes or its reply
+ * depends on, so success changes nothing on it and failure changes nothing
+ * either, and the reply is the one the client's own connection would get.
+ *   SELECT n: the same user (its ACL decides) and db n; +OK and errors read
+ *             the same in RESP2 and RESP3.
+ *   AUTH:     the same user, any db, any protocol.
+ *   HELLO:    the same user and the protocol asked for (the reply is in it);
+ *             the db is not in the reply.
+ */
+int clientcmd_move_judged_by(const struct clientcmd_move *mv, const struct session_state *conn);
 
 /* Per-client names: CLIENT SETNAME and SETINFO (strings owned, NULL = unset). */
 struct clientcmd_names {

@@ -82,6 +82,37 @@ struct backend *group_backend(struct group *g, const struct client *c)
     return g->conns[slot];
 }
 
+struct group *group_find_open(struct pool *p,
+                              int (*fits)(const void *arg, const struct session_state *st),
+                              const void *arg)
+{
+    struct group *g, *best = NULL;
+
+    TAILQ_FOREACH(g, &p->groups, link) {
+        if (group_open_backends(g) > 0 && fits(arg, &g->st) &&
+            (best == NULL || g->refs > best->refs))
+            best = g;
+    }
+    return best;
+}
+
+struct backend *group_backend_open(struct group *g, const struct client *c)
+{
+    struct backend *connecting = NULL;
+
+    for (int i = 0; i < g->nconns; i++) {
+        struct backend *be = g->conns[i];
+
+        if (be == NULL)
+            continue;
+        if (be->state == BACKEND_CONNECTED && be->paused_for == NULL)
+            return be;
+        if (be->state == BACKEND_CONNECTING && connecting == NULL)
+            connecting = be;
+    }
+    return connecting != NULL ? connecting : group_backend(g, c);
+}
+
 void group_backend_gone(struct group *g, struct backend *be)
 {
     if (be->slot >= 0 && be->slot < g->nconns && g->conns[be->slot] == be)

@@ -65,6 +65,15 @@ void group_unref(struct group *g);
  * demand; a connection paused for a slow reader is avoided while another
  * slot is free. */
 struct backend *group_backend(struct group *g, const struct client *c);
+/* Among the pool's groups with a connection open (or opening), the one
+ * whose state satisfies fits() that most clients are in; NULL if none. */
+struct group *group_find_open(struct pool *p,
+                              int (*fits)(const void *arg, const struct session_state *st),
+                              const void *arg);
+/* A connection of g that is open already (connected and not paused, else
+ * still connecting), for one command that may go on any of them; one is
+ * opened only if none is. */
+struct backend *group_backend_open(struct group *g, const struct client *c);
 /* A connection of this group closed: free its slot. */
 void group_backend_gone(struct group *g, struct backend *be);
 /* A connection finished its set-up (ok), or the master refused it. */

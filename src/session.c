@@ -298,12 +298,17 @@ void session_state_copy(struct session_state *dst, const struct session_state *s
         dst->pass = dup_bytes(src->pass, src->passlen);
 }
 
-int session_state_same(const struct session_state *a, const struct session_state *b)
+int session_state_same_user(const struct session_state *a, const struct session_state *b)
 {
-    if (a->db != b->db || a->proto != b->proto || (a->user == NULL) != (b->user == NULL))
+    if ((a->user == NULL) != (b->user == NULL))
         return 0;
     return a->user == NULL ||
            (a->userlen == b->userlen && memcmp(a->user, b->user, a->userlen) == 0);
+}
+
+int session_state_same(const struct session_state *a, const struct session_state *b)
+{
+    return a->db == b->db && a->proto == b->proto && session_state_same_user(a, b);
 }
 
 int session_state_same_cred(const struct session_state *a, const struct session_state *b)

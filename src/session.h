@@ -114,6 +114,8 @@ void session_state_init(struct session_state *s);
 void session_state_free(struct session_state *s);
 /* dst becomes a deep copy of src (dst's old strings are freed). */
 void session_state_copy(struct session_state *dst, const struct session_state *src);
+/* Authenticated as the same user (or both not at all). */
+int session_state_same_user(const struct session_state *a, const struct session_state *b);
 /* Same state: db, protocol and user (the password is how, not what). */
 int session_state_same(const struct session_state *a, const struct session_state *b);
 /* Same state and the same password. */

@@ -305,3 +305,44 @@ def test_pinning_keeps_the_session_state(proxy, r):
     assert r.hgetall("mk") == {b"f": b"v"}
     r.flushdb()
     r.execute_command("SELECT", 0)
+
+
+@pytest.mark.proxy_only
+def test_connect_run_opens_only_the_final_state(proxy_factory, redis_factory):
+    """AUTH, HELLO 3 and SELECT pipelined on connect (as libraries send them)
+    are each judged on a connection already in the state the whole run
+    leads to: no connection is opened in the states on the way."""
+    srv = redis_factory()
+    acl(srv, "app", "on", ">apppw", "~*", "&*", "+@all")
+    px = proxy_factory(srv)
+    conns = [px.raw() for _ in range(10)]
+    try:
+        for c in conns:
+            c.send(encode("AUTH", "app", "apppw") + encode("HELLO", "3") + encode("SELECT", "2")
+                   + encode("SET", "run", "x"))
+        for c in conns:
+            assert c.read_reply() == "OK"
+            assert isinstance(c.read_reply(), Map)
+            assert c.read_reply() == "OK"
+            assert c.read_reply() == "OK"
+        states = {(m["db"], m["user"], m["resp"]) for m in backend_conns(srv)}
+        assert states == {("2", "app", "3")}, states
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_connect_run_with_a_refused_step(proxy_factory, redis_factory, sharing):
+    """A run whose later step the server refuses (SELECT 99 after a good
+    AUTH): each command gets its own verdict, in order."""
+    srv = redis_factory()
+    acl(srv, "app", "on", ">apppw", "~*", "&*", "+@all")
+    px = proxy_factory(srv, sharing=sharing)
+    with px.raw() as c:
+        c.send(encode("AUTH", "app", "apppw") + encode("SELECT", "99") + encode("ACL", "WHOAMI")
+               + encode("SET", "rr", "1") + encode("AUTH", "app", "bad") + encode("SELECT", "1")
+               + encode("ACL", "WHOAMI"))
+        got = [c.read_reply() for _ in range(7)]
+    assert got == ["OK", "ERR DB index is out of range", b"app", "OK", WRONGPASS, "OK", b"app"], got
+    with srv.client() as adm:
+        assert adm.get("rr") == b"1"

@@ -362,6 +362,67 @@ static void test_setup_commands(void **state)
     evbuffer_free(out);
 }
 
+static void test_judged_by(void **state)
+{
+    struct session_state cur, conn;
+    struct clientcmd_move mv;
+    struct evbuffer *send = evbuffer_new();
+    struct resp_args a;
+
+    (void)state;
+    session_state_init(&cur);
+    session_state_init(&conn);
+    /* a connection in db 2, RESP3, as alice */
+    conn.db = 2;
+    conn.proto = 3;
+    session_state_set_user(&conn, "alice", 5, "x", 1);
+    /* AUTH alice: any db and protocol, the same user */
+    ARGS(&a, "AUTH", "alice", "other");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_true(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    ARGS(&a, "AUTH", "bob", "x");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_false(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    /* SELECT: the db asked for, and the user the client has */
+    session_state_copy(&cur, &conn);
+    cur.db = 0;
+    cur.proto = 2;
+    ARGS(&a, "SELECT", "2");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_true(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    ARGS(&a, "SELECT", "3");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_false(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    /* HELLO: the protocol asked for (its reply is in it) */
+    ARGS(&a, "HELLO", "3");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_true(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    ARGS(&a, "HELLO");                /* no change: the client's RESP2 */
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_false(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    /* a client without AUTH is never judged on an authenticated connection */
+    session_state_free(&cur);
+    ARGS(&a, "SELECT", "2");
+    assert_string_equal(move(&mv, &cur, send, &a), "");
+    assert_false(clientcmd_move_judged_by(&mv, &conn));
+    clientcmd_move_free(&mv);
+    resp_args_free(&a);
+    session_state_free(&conn);
+    evbuffer_free(send);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_client_names),
         cmocka_unit_test(test_setup_commands),
+        cmocka_unit_test(test_judged_by),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
