@@ -117,9 +117,11 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, struct gr
     /* Waiters resume when our output falls to half the limit. Any failure
      * is reported from the loop, so the caller always gets a backend. */
     io_conn_connect(&be->io, p->master_host, p->master_port, p->cf->connect_timeout_ms,
-                    &backend_io, be, proxy.conf->output_buffer_limit / 2);
+                    &backend_io, be, proxy.conf->output_buffer_limit / 2, p->tls,
+                    p->cf->tls_server_name);
     io_conn_read(&be->io, 1);
-    be->setup_left = session_state_setup(st, be->io.out);
+    be->setup_left = session_state_setup(st, &p->cred, be->io.out);
+    be->setup_total = be->setup_left;
     if (be->setup_left > 0) {
         be->setup_st = xmalloc(sizeof(*be->setup_st));
         session_state_init(be->setup_st);
@@ -251,11 +253,23 @@ static int setup_refused(struct backend *be, size_t *pending)
     memcpy(line + n, "\r\n", 3);
     evbuffer_drain(be->io.in, *pending);
     *pending = 0;
+    util_escape(line, n, shown, sizeof(shown));
+    if (be->setup_total - be->setup_left == 1 && be->setup_st != NULL &&
+        be->setup_st->user == NULL && be->pool->cred.user != NULL) {
+        /* The first set-up step, AUTH with the pool's own credentials
+         * (backend-user): no client asked for them, so it is no client's
+         * reply; the pool backs off as from a master it cannot reach, and
+         * its clients are held or refused. */
+        snprintf(why, sizeof(why), "the master refused backend-user/backend-password-file: %s",
+                 shown);
+        pool_backend_credentials_refused(be->pool);
+        backend_close(be, why);
+        return -1;
+    }
     TAILQ_FOREACH(c, &be->waiters, wait_link)
         client_setup_refused(c, line, be->setup_st);
     if (be->group != NULL)
         group_setup_done(be->group, 0);
-    util_escape(line, n, shown, sizeof(shown));
     snprintf(why, sizeof(why), "set-up refused by the master: %s", shown);
     log_info(be->pool->name, "backend %llu: %s", (unsigned long long)be->id, why);
     backend_release(be, why);
@@ -516,6 +530,10 @@ static void backend_event_cb(void *arg, int what, int err)
     else if (what & IO_DNS)
         snprintf(why, sizeof(why), "cannot resolve %s: %s", be->pool->master_host,
                  evutil_gai_strerror(err));
+    else if ((what & IO_TLS) && be->io.connecting)
+        snprintf(why, sizeof(why), "TLS handshake failed: %s", io_conn_tls_error(&be->io));
+    else if (what & IO_TLS)
+        snprintf(why, sizeof(why), "TLS: %s", io_conn_tls_error(&be->io));
     else
         snprintf(why, sizeof(why), "%s", strerror(err));
     backend_close(be, why);

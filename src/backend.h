@@ -54,6 +54,7 @@ struct backend {
     int raw;                     /* replies no longer countable: forward as they come */
     int setup_left;              /* set-up replies still to come (AUTH, HELLO, SELECT,
                                     ROLE): CONNECTING until they are all in */
+    int setup_total;             /* set-up commands sent (without ROLE) */
     int setup_role;              /* the last set-up command is verify-role's ROLE */
     struct session_state *setup_st;/* the session state it is set up in (group.c), until
                                     the set-up is done */

@@ -169,7 +169,23 @@ static const char *const on_no_master_names[] = {
       "a client that needs one more is pinned")                                                \
     D("session-group-idle-timeout", SC_POOL,                                                   \
       INT(P(group_idle_timeout_ms), 0, 86400000, U_MS), "30000",                               \
-      "ms a session group nobody is in keeps its connections before they close")
+      "ms a session group nobody is in keeps its connections before they close")              \
+    D("backend-user", SC_POOL, STRING(P(backend_user)), "",                                    \
+      "ACL user every backend connection authenticates as; \"\" = the default user")           \
+    D("backend-password-file", SC_POOL, STRING(P(backend_password_file)), "",                  \
+      "file whose first line is the backend password (read at start and on SIGHUP)")         \
+    D("tls", SC_POOL, BOOL(P(tls)), "no",                                                      \
+      "connect to the master with TLS; its certificate is always verified")                    \
+    D("tls-ca-cert-file", SC_POOL, STRING(P(tls_ca_cert_file)), "",                            \
+      "PEM file of the CA certificates that may sign the master's; \"\" = system default")    \
+    D("tls-ca-cert-dir", SC_POOL, STRING(P(tls_ca_cert_dir)), "",                              \
+      "directory of CA certificates (c_rehash layout); \"\" = none")                           \
+    D("tls-cert-file", SC_POOL, STRING(P(tls_cert_file)), "",                                  \
+      "client certificate (PEM) for masters with tls-auth-clients; needs tls-key-file")        \
+    D("tls-key-file", SC_POOL, STRING(P(tls_key_file)), "",                                    \
+      "private key (PEM) of tls-cert-file")                                                     \
+    D("tls-server-name", SC_POOL, STRING(P(tls_server_name)), "",                              \
+      "name sent as SNI and checked in the master's certificate; \"\" = the master's host")
 
 #define D_ENTRY(n_, sc_, spec_, def_, help_) \
     { .name = (n_), .scope = (sc_), spec_, .def = (def_), .help = (help_) },
@@ -847,6 +863,16 @@ static int validate(struct parser *p)
         if (pool->znode != NULL && c->zookeeper[0] == '\0')
             return fail_at(p, pool->line, "pool '%s': `znode` needs the global `zookeeper "
                            "host:port,...` directive", pool->name);
+        if ((pool->tls_cert_file[0] == '\0') != (pool->tls_key_file[0] == '\0'))
+            return fail_at(p, pool->line, "pool '%s': `tls-cert-file` and `tls-key-file` go "
+                           "together", pool->name);
+        if (!pool->tls && (pool->tls_ca_cert_file[0] || pool->tls_ca_cert_dir[0] ||
+                           pool->tls_cert_file[0] || pool->tls_server_name[0]))
+            return fail_at(p, pool->line, "pool '%s': tls-* settings without `tls yes`",
+                           pool->name);
+        if (pool->backend_user[0] != '\0' && pool->backend_password_file[0] == '\0')
+            return fail_at(p, pool->line, "pool '%s': `backend-user` needs "
+                           "`backend-password-file`", pool->name);
     }
     return 0;
 }

@@ -47,6 +47,14 @@ struct conf_pool {
     int max_session_groups;          /* session groups (db, protocol, user) with shared
                                         connections; beyond it, clients pin */
     int group_idle_timeout_ms;       /* an unused session group closes after this long */
+    char *backend_user;              /* ACL user of backend connections, "" = default */
+    char *backend_password_file;     /* its password's file, "" = none */
+    int tls;                         /* TLS to the master */
+    char *tls_ca_cert_file;          /* "" = the system's default CA store */
+    char *tls_ca_cert_dir;
+    char *tls_cert_file;             /* client certificate and key, "" = none */
+    char *tls_key_file;
+    char *tls_server_name;           /* SNI and the name checked, "" = the master's host */
     int line;                        /* line of the "pool" directive, for messages */
 };
 

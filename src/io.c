@@ -11,8 +11,11 @@
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "proxy.h"
+#include "tls.h"
 #include "util.h"
 
 /* A read asks for rsize bytes: small for request/reply traffic, doubling
@@ -26,6 +29,23 @@ struct io_lookup {
     struct io_conn *c;           /* NULL once the connection is closed */
     struct evdns_getaddrinfo_request *req;
 };
+
+/* A TLS session on the socket: allocated only for connections that use TLS,
+ * so a plain connection (every client) stays small. */
+struct io_tls {
+    SSL_CTX *ctx;                /* a reference, until the session exists */
+    char *name;                  /* tls-server-name, or NULL: the host */
+    char *host;
+    SSL *ssl;
+    uint64_t deadline_ms;        /* the handshake must be over by then */
+    size_t retry_len;            /* an SSL_write to repeat with exactly this many bytes */
+    unsigned handshaking : 1;
+    unsigned write_wants_read : 1;   /* SSL_write waits for input (a key update) */
+    unsigned read_wants_write : 1;   /* SSL_read waits for the socket to take output */
+    char why[200];               /* what failed, for IO_TLS */
+};
+
+#define TLS_CHUNK 16384              /* one TLS record's worth of plaintext */
 
 static TAILQ_HEAD(, io_conn) flush_list = TAILQ_HEAD_INITIALIZER(flush_list);
 static struct event *flush_ev;
@@ -157,19 +177,87 @@ static ssize_t read_some(struct io_conn *c)
     return n;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+#define IO_TLS_FAILED (-3)
+
+/*
+ * TLS: decrypted records into the input, up to what read_size() allows.
+ * One SSL_read returns at most one record, so it loops until the socket has
+ * nothing more (WANT_READ); what OpenSSL still holds past the limit is
+ * announced with io_conn_read_again (no socket event would). Returns what
+ * read_some() would, or IO_TLS_FAILED (c->tls->why says why).
+ */
+static ssize_t tls_read_some(struct io_conn *c)
 {
-    struct io_conn *c = arg;
+    struct io_tls *t = c->tls;
+    size_t want = read_size(c), got = 0;
+
+    if (want == 0)
+        return -2;
+    while (got < want) {
+        struct evbuffer_iovec v;
+        size_t room = want - got < TLS_CHUNK ? want - got : TLS_CHUNK;
+        int n, err;
+
+        if (evbuffer_reserve_space(c->in, (ev_ssize_t)room, &v, 1) < 1) {
+            errno = ENOMEM;
+            return -1;
+        }
+        ERR_clear_error();
+        n = SSL_read(t->ssl, v.iov_base, (int)(v.iov_len < room ? v.iov_len : room));
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->in, &v, 1);
+            got += (size_t)n;
+            continue;
+        }
+        err = SSL_get_error(t->ssl, n);
+        if (err == SSL_ERROR_WANT_READ)
+            break;
+        if (err == SSL_ERROR_WANT_WRITE) {
+            t->read_wants_write = 1;
+            if (!c->waiting) {
+                c->waiting = 1;
+                event_add(c->wr, NULL);
+            }
+            break;
+        }
+        if (got > 0)
+            break;          /* the close or the error shows again at the next read */
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
+            return 0;       /* close_notify, or the peer just hung up */
+        tls_error(t->ssl, t->why, sizeof(t->why));
+        return IO_TLS_FAILED;
+    }
+    if (got == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    adapt(c, want, got);
+    if (SSL_has_pending(t->ssl))
+        io_conn_read_again(c);
+    return (ssize_t)got;
+}
+
+static int write_some(struct io_conn *c);
+static void handshake_step(struct io_conn *c);
+
+/* The socket has input (or, for TLS, may let a stalled operation go on). */
+static void read_event(struct io_conn *c)
+{
     ssize_t n;
 
-    RZ_UNUSED(fd);
-    if (what & EV_TIMEOUT) {
-        fire(c, IO_TIMEOUT, ETIMEDOUT);
-        return;
+    if (c->tls != NULL && c->tls->write_wants_read) {
+        c->tls->write_wants_read = 0;
+        if (write_some(c) < 0)
+            return;
     }
-    n = read_some(c);
+    n = c->tls != NULL ? tls_read_some(c) : read_some(c);
     if (n == 0) {
         fire(c, IO_EOF, 0);
+        return;
+    }
+    if (n == IO_TLS_FAILED) {
+        fire(c, IO_ERROR | IO_TLS, 0);
         return;
     }
     if (n == -1 && !would_block(errno)) {
@@ -181,6 +269,22 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     if (c->read_max > 0 && evbuffer_get_length(c->in) >= c->read_max)
         update_read(c);
     c->h->read(c->arg);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct io_conn *c = arg;
+
+    RZ_UNUSED(fd);
+    if (what & EV_TIMEOUT) {
+        fire(c, IO_TIMEOUT, ETIMEDOUT);
+        return;
+    }
+    if (c->tls != NULL && c->tls->handshaking) {
+        handshake_step(c);
+        return;
+    }
+    read_event(c);
 }
 
 void io_conn_read(struct io_conn *c, int on)
@@ -222,19 +326,72 @@ void io_conn_queued(struct io_conn *c)
     TAILQ_INSERT_TAIL(&flush_list, c, link);
 }
 
+/*
+ * TLS: the output, encrypted, a record's worth at a time (copied out of the
+ * evbuffer, so small chains make full records). A write that has to wait is
+ * repeated with exactly the same bytes, as OpenSSL requires. Returns 0 when
+ * everything went, 1 when the socket is full, 2 when OpenSSL needs input
+ * first, -1 on failure (c->tls->why).
+ */
+static int tls_write_some(struct io_conn *c)
+{
+    static char chunk[TLS_CHUNK];
+    struct io_tls *t = c->tls;
+
+    while (evbuffer_get_length(c->out) > 0) {
+        size_t have = evbuffer_get_length(c->out);
+        size_t len = t->retry_len ? t->retry_len : have < sizeof(chunk) ? have : sizeof(chunk);
+        int n, err;
+
+        if (evbuffer_copyout(c->out, chunk, len) != (ev_ssize_t)len)
+            abort();        /* the bytes of a retried write are still there */
+        ERR_clear_error();
+        n = SSL_write(t->ssl, chunk, (int)len);
+        if (n > 0) {
+            evbuffer_drain(c->out, (size_t)n);
+            t->retry_len = 0;
+            continue;
+        }
+        err = SSL_get_error(t->ssl, n);
+        t->retry_len = len;
+        if (err == SSL_ERROR_WANT_WRITE)
+            return 1;
+        if (err == SSL_ERROR_WANT_READ) {
+            t->write_wants_read = 1;
+            return 2;
+        }
+        tls_error(t->ssl, t->why, sizeof(t->why));
+        return -1;
+    }
+    return 0;
+}
+
 /* Write what is queued; a full socket gets the write event until it
  * drains. Returns -1 if the connection failed (the owner was told). */
 static int write_some(struct io_conn *c)
 {
-    if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) < 0 &&
-        !would_block(errno)) {
-        fire(c, IO_ERROR, errno);
-        return -1;
+    int full;
+
+    if (c->tls != NULL) {
+        int r = tls_write_some(c);
+
+        if (r < 0) {
+            fire(c, IO_ERROR | IO_TLS, 0);
+            return -1;
+        }
+        full = r == 1 || c->tls->read_wants_write;
+    } else {
+        if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) < 0 &&
+            !would_block(errno)) {
+            fire(c, IO_ERROR, errno);
+            return -1;
+        }
+        full = evbuffer_get_length(c->out) > 0;
     }
-    if (evbuffer_get_length(c->out) > 0 && !c->waiting) {
+    if (full && !c->waiting) {
         c->waiting = 1;
         event_add(c->wr, NULL);
-    } else if (evbuffer_get_length(c->out) == 0 && c->waiting) {
+    } else if (!full && c->waiting) {
         c->waiting = 0;
         event_del(c->wr);
     }
@@ -330,6 +487,66 @@ static void connected(struct io_conn *c)
     fire(c, IO_CONNECTED, 0);
 }
 
+/* ---- TLS handshake ------------------------------------------------------- */
+
+/* Wait for the socket to be readable (or writable) until the deadline:
+ * exactly one of the two events is armed. */
+static void handshake_wait(struct io_conn *c, int for_read)
+{
+    uint64_t now = util_now_ms();
+    uint64_t left = c->tls->deadline_ms > now ? c->tls->deadline_ms - now : 1;
+    struct timeval tv = { (time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000) };
+
+    event_del(for_read ? c->wr : c->rd);
+    event_add(for_read ? c->rd : c->wr, &tv);
+    c->rd_on = for_read;
+    if (for_read)
+        c->rd_timed = 1;        /* update_read() makes it afresh, without the timeout */
+}
+
+static void handshake_step(struct io_conn *c)
+{
+    struct io_tls *t = c->tls;
+    int r, err;
+
+    ERR_clear_error();
+    r = SSL_connect(t->ssl);
+    if (r == 1) {
+        t->handshaking = 0;
+        event_del(c->rd);
+        c->rd_on = 0;
+        connected(c);
+        return;
+    }
+    err = SSL_get_error(t->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        handshake_wait(c, err == SSL_ERROR_WANT_READ);
+        return;
+    }
+    tls_error(t->ssl, t->why, sizeof(t->why));
+    fire(c, IO_ERROR | IO_TLS, 0);
+}
+
+/* The TCP connect is done: the TLS handshake follows, within a
+ * connect-timeout of its own. */
+static void start_handshake(struct io_conn *c)
+{
+    struct io_tls *t = c->tls;
+
+    t->ssl = tls_session_new(t->ctx, t->host, t->name, t->why, sizeof(t->why));
+    tls_ctx_free(t->ctx);       /* the session holds its own reference */
+    t->ctx = NULL;
+    if (t->ssl == NULL || SSL_set_fd(t->ssl, c->fd) != 1) {
+        if (t->ssl != NULL)
+            tls_error(t->ssl, t->why, sizeof(t->why));
+        fire(c, IO_ERROR | IO_TLS, 0);
+        return;
+    }
+    t->handshaking = 1;
+    t->deadline_ms = util_now_ms() + (uint64_t)(c->connect_ms > 0 ? c->connect_ms : 60000);
+    handshake_step(c);
+}
+
 static void connect_done(struct io_conn *c, short what)
 {
     int err = c->conn_err;
@@ -349,7 +566,10 @@ static void connect_done(struct io_conn *c, short what)
         fire(c, IO_ERROR, err);
         return;
     }
-    connected(c);
+    if (c->tls != NULL)
+        start_handshake(c);
+    else
+        connected(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -357,9 +577,22 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     struct io_conn *c = arg;
 
     RZ_UNUSED(fd);
+    if (c->tls != NULL && c->tls->handshaking) {
+        if (what & EV_TIMEOUT)
+            fire(c, IO_TIMEOUT, ETIMEDOUT);
+        else
+            handshake_step(c);
+        return;
+    }
     if (c->connecting) {
         connect_done(c, what);
         return;
+    }
+    if (c->tls != NULL && c->tls->read_wants_write) {
+        c->tls->read_wants_write = 0;
+        read_event(c);
+        if (c->out == NULL)
+            return;         /* closed by the owner */
     }
     if (write_some(c) == 0 && evbuffer_get_length(c->out) <= c->low)
         c->h->drained(c->arg);
@@ -440,7 +673,8 @@ void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handl
 }
 
 void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
-                     const struct io_handler *h, void *arg, size_t low)
+                     const struct io_handler *h, void *arg, size_t low,
+                     struct ssl_ctx_st *tls, const char *tls_name)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
@@ -448,6 +682,13 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
 
     setup(c, h, arg, low);
     c->connecting = 1;
+    if (tls != NULL) {
+        c->tls = xcalloc(1, sizeof(*c->tls));
+        SSL_CTX_up_ref(tls);
+        c->tls->ctx = tls;
+        c->tls->host = xstrdup(host);
+        c->tls->name = tls_name != NULL && tls_name[0] ? xstrdup(tls_name) : NULL;
+    }
     c->connect_ms = connect_ms;
     snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) == 0)
@@ -457,6 +698,26 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
 }
 
 /* ---- closing ----------------------------------------------------------- */
+
+/* A close_notify is sent if the socket takes it at once (redis does not
+ * wait for one), then the session goes. */
+static void tls_close(struct io_conn *c)
+{
+    struct io_tls *t = c->tls;
+
+    if (t->ssl != NULL) {
+        if (!t->handshaking && c->fd >= 0)
+            (void)SSL_shutdown(t->ssl);
+        SSL_free(t->ssl);
+    }
+    ERR_clear_error();
+    if (t->ctx != NULL)
+        tls_ctx_free(t->ctx);
+    free(t->host);
+    free(t->name);
+    free(t);
+    c->tls = NULL;
+}
 
 void io_conn_close(struct io_conn *c)
 {
@@ -480,9 +741,16 @@ void io_conn_close(struct io_conn *c)
     if (c->out != NULL)
         evbuffer_free(c->out);
     c->in = c->out = NULL;
+    if (c->tls != NULL)
+        tls_close(c);
     if (c->fd >= 0)
         evutil_closesocket(c->fd);
     c->fd = -1;
+}
+
+const char *io_conn_tls_error(const struct io_conn *c)
+{
+    return c->tls != NULL ? c->tls->why : "";
 }
 
 /* ---- the flush event --------------------------------------------------- */

@@ -25,6 +25,8 @@
 struct event;
 struct evbuffer;
 struct io_lookup;
+struct io_tls;
+struct ssl_ctx_st;
 
 /* What happened, for io_handler.event. */
 #define IO_CONNECTED 0x01    /* an outgoing connect completed */
@@ -32,6 +34,8 @@ struct io_lookup;
 #define IO_ERROR     0x04    /* err is an errno, or with IO_DNS a getaddrinfo code */
 #define IO_TIMEOUT   0x08    /* connect, or the read timeout */
 #define IO_DNS       0x10
+#define IO_TLS       0x20    /* with IO_ERROR: the TLS handshake or session failed,
+                                io_conn_tls_error() says why */
 
 struct io_handler {
     void (*read)(void *arg);                  /* input has new bytes */
@@ -59,6 +63,7 @@ struct io_conn {
     unsigned listed : 1;         /* on the flush list */
     unsigned waiting : 1;        /* wr is added: the socket was full */
     struct io_lookup *lookup;    /* host name being resolved */
+    struct io_tls *tls;          /* TLS session, NULL for plain TCP */
     TAILQ_ENTRY(io_conn) link;
 };
 
@@ -69,11 +74,16 @@ void io_free(void);
 void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handler *h, void *arg,
                     size_t low);
 /* Connect to host:port (an address, or a name resolved without blocking).
- * The outcome (IO_CONNECTED, or an error or timeout after connect_ms)
- * always arrives from the loop, never from inside this call. Writes queue
- * up meanwhile. */
+ * With a TLS context, the TLS handshake follows (within another
+ * connect_ms), the master's certificate checked against tls_name or else
+ * host (tls.h); IO_CONNECTED comes once it is done. The outcome
+ * (IO_CONNECTED, or an error or timeout) always arrives from the loop,
+ * never from inside this call. Writes queue up meanwhile. */
 void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
-                     const struct io_handler *h, void *arg, size_t low);
+                     const struct io_handler *h, void *arg, size_t low,
+                     struct ssl_ctx_st *tls, const char *tls_name);
+/* Why IO_TLS came. */
+const char *io_conn_tls_error(const struct io_conn *c);
 /* Close the socket and free the buffers; no callback runs afterwards. */
 void io_conn_close(struct io_conn *c);
 static inline int io_conn_live(const struct io_conn *c)

@@ -1,8 +1,10 @@
 #include "pool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 
@@ -12,6 +14,7 @@
 #include "listener.h"
 #include "log.h"
 #include "proxy.h"
+#include "tls.h"
 #include "zk.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -53,6 +56,9 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     TAILQ_INIT(&p->held);
     TAILQ_INIT(&p->retired);
     p->group0 = pool_group0(p);
+    session_state_init(&p->cred);
+    p->down_reason = "master unreachable";
+    pool_load_secrets(p);
     return p;
 }
 
@@ -117,6 +123,10 @@ void pool_free(struct pool *p)
     pool_close_backends(p);
     while ((g = TAILQ_FIRST(&p->groups)) != NULL)
         group_free(g);
+    session_state_free(&p->cred);
+    if (p->tls != NULL)
+        tls_ctx_free(p->tls);
+    free(p->unusable);
     free(p->name);
     free(p);
 }
@@ -137,9 +147,98 @@ const char *pool_unavailable(struct pool *p)
 
     if (why != NULL)
         return why;
+    if (p->unusable != NULL)
+        return "backend settings unusable";
     if (p->backoff_until_ms != 0 && util_now_ms() < p->backoff_until_ms)
-        return "master unreachable";
+        return p->down_reason;
     return NULL;
+}
+
+const char *pool_unavailable_detail(const struct pool *p)
+{
+    if (p->zk && pool_gated(p) != NULL)
+        return "";
+    if (p->unusable != NULL)
+        return p->unusable;
+    return p->backoff_ms != 0 ? p->last_error : "";
+}
+
+/* ---- backend credentials and TLS (pool_load_secrets) ------------------------ */
+
+/* The first line of the password file. The secret never reaches a log
+ * line: errors name the file, not its content. */
+static int read_password(struct pool *p, const char *path, struct session_state *out,
+                         char *err, size_t errlen)
+{
+    char buf[4096];
+    struct stat st;
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "backend-password-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+        log_warn(p->name, "backend-password-file %s can be read by others (mode %04o): "
+                 "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    n = strcspn(buf, "\r\n");
+    if (n == 0) {
+        snprintf(err, errlen, "backend-password-file %s: the first line is empty", path);
+        return -1;
+    }
+    session_state_set_user(out, p->cf->backend_user[0] ? p->cf->backend_user : NULL,
+                           strlen(p->cf->backend_user), buf, n);
+    memset(buf, 0, sizeof(buf));
+    return 0;
+}
+
+static int load_tls(struct pool *p, char *err, size_t errlen)
+{
+    struct ssl_ctx_st *ctx;
+
+    if (!p->cf->tls) {
+        if (p->tls != NULL)
+            tls_ctx_free(p->tls);
+        p->tls = NULL;
+        return 0;
+    }
+    ctx = tls_ctx_new(p->cf, err, errlen);
+    if (ctx == NULL)
+        return p->tls != NULL ? 1 : -1;      /* 1: the context in use stays */
+    if (p->tls != NULL)
+        tls_ctx_free(p->tls);
+    p->tls = ctx;
+    return 0;
+}
+
+void pool_load_secrets(struct pool *p)
+{
+    struct session_state cred;
+    char err[400];
+    int rc;
+
+    free(p->unusable);
+    p->unusable = NULL;
+    session_state_init(&cred);
+    if (p->cf->backend_password_file[0] != '\0' &&
+        read_password(p, p->cf->backend_password_file, &cred, err, sizeof(err)) < 0) {
+        log_error(p->name, "%s: the pool forwards nothing until it can be read (SIGHUP)", err);
+        p->unusable = xstrdup(err);
+    }
+    session_state_copy(&p->cred, &cred);
+    session_state_free(&cred);
+    rc = load_tls(p, err, sizeof(err));
+    if (rc > 0)
+        log_error(p->name, "SIGHUP: %s: the TLS settings in use stay", err);
+    if (rc < 0) {
+        log_error(p->name, "%s: the pool forwards nothing until it loads (SIGHUP)", err);
+        if (p->unusable == NULL)
+            p->unusable = xstrdup(err);
+    }
 }
 
 /* ---- master changes (zk pools) ----------------------------------------- */
@@ -168,6 +267,7 @@ static void switch_master(struct pool *p)
 
     p->backoff_ms = 0;
     p->backoff_until_ms = 0;
+    p->down_reason = "master unreachable";
     TAILQ_FOREACH(g, &p->groups, link)
         group_retire_backends(g);
     client_master_changed(p);
@@ -389,10 +489,17 @@ void pool_backend_connected(struct pool *p)
         log_notice(p->name, "master %s:%d reachable again", p->master_host, p->master_port);
     p->backoff_ms = 0;
     p->backoff_until_ms = 0;
+    p->down_reason = "master unreachable";
+}
+
+void pool_backend_credentials_refused(struct pool *p)
+{
+    p->down_reason = "backend credentials refused";
 }
 
 void pool_backend_connect_failed(struct pool *p, const char *reason)
 {
+    snprintf(p->last_error, sizeof(p->last_error), "%s", reason);
     if (p->backoff_ms == 0)
         log_warn(p->name, "master %s:%d unreachable: %s (retrying with backoff)",
                  p->master_host, p->master_port, reason);

@@ -15,6 +15,7 @@
 
 struct conf_pool;
 struct backend;
+struct ssl_ctx_st;
 struct gate_event;
 struct client;
 struct listener;
@@ -48,6 +49,13 @@ struct pool {
     int nlisteners;
     uint64_t backoff_until_ms;       /* after a failed connect: refuse until then */
     int backoff_ms;                  /* next backoff step, 0 = none */
+    const char *down_reason;         /* -TRYAGAIN reason while backing off */
+    char last_error[256];            /* why the last connect failed, for /healthz */
+    struct session_state cred;       /* backend-user and its password (user NULL = none):
+                                        what a connection without a client's AUTH uses */
+    struct ssl_ctx_st *tls;          /* the TLS context (tls yes), NULL otherwise */
+    char *unusable;                  /* backend-password-file or tls-* could not be loaded:
+                                        why; the pool is gated until a reload fixes it */
     int nclients;                    /* live clients of this pool */
     int zk;                          /* master source is a znode: `gate` decides */
     struct gate gate;                /* ZooKeeper trust state (zk pools) */
@@ -90,6 +98,15 @@ int pool_gate_transient(const struct pool *p);
  * -TRYAGAIN reason (gated, or backing off after a refused connect). */
 const char *pool_unavailable(struct pool *p);
 
+/* Read backend-password-file and build the TLS context from the pool's
+ * conf: at start, and again at every reload (SIGHUP), so a rotated password
+ * or certificate is picked up. What cannot be loaded gates the pool
+ * (logged); on a reload, a TLS context that fails to load keeps the one in
+ * use. */
+void pool_load_secrets(struct pool *p);
+/* Detail for /healthz when pool_unavailable() is not NULL, or "". */
+const char *pool_unavailable_detail(const struct pool *p);
+
 /* A backend answered -READONLY: the master we use is a replica now. A zk
  * pool gates (FENCED) until the znode names a master in a newer version. */
 void pool_master_readonly(struct pool *p);
@@ -114,6 +131,9 @@ void pool_forwarded(struct pool *p);
 /* Called by backend.c. */
 void pool_backend_connected(struct pool *p);
 void pool_backend_connect_failed(struct pool *p, const char *reason);
+/* The master refused the pool's own credentials: the next connect failure
+ * is reported to clients as that, not as an unreachable master. */
+void pool_backend_credentials_refused(struct pool *p);
 void pool_backend_gone(struct pool *p, struct backend *be);
 
 /* Shared backend connections open, all session groups. */

@@ -150,9 +150,10 @@ static void reload(void)
     for (int i = 0; i < next->npools; i++) {
         struct pool *p = find_pool(next->pools[i].name);
 
-        if (p != NULL)
+        if (p != NULL) {
             p->cf = &next->pools[i];
-        else
+            pool_load_secrets(p);
+        } else
             p = add_pool(&next->pools[i]);
         if (p != NULL)
             pools[n++] = p;

@@ -351,20 +351,22 @@ static void add_command(struct evbuffer *out, int argc, const char *const argv[]
     }
 }
 
-int session_state_setup(const struct session_state *s, struct evbuffer *out)
+int session_state_setup(const struct session_state *s, const struct session_state *dflt,
+                        struct evbuffer *out)
 {
+    const struct session_state *auth = s->user != NULL ? s : dflt;
     int n = 0;
 
     /* AUTH first: on a server with requirepass, HELLO and SELECT need it. */
-    if (s->user != NULL && s->legacy_auth) {
-        const char *argv[] = { "AUTH", s->pass };
-        const size_t len[] = { 4, s->passlen };
+    if (auth != NULL && auth->user != NULL && auth->legacy_auth) {
+        const char *argv[] = { "AUTH", auth->pass };
+        const size_t len[] = { 4, auth->passlen };
 
         add_command(out, 2, argv, len);
         n++;
-    } else if (s->user != NULL) {
-        const char *argv[] = { "AUTH", s->user, s->pass };
-        const size_t len[] = { 4, s->userlen, s->passlen };
+    } else if (auth != NULL && auth->user != NULL) {
+        const char *argv[] = { "AUTH", auth->user, auth->pass };
+        const size_t len[] = { 4, auth->userlen, auth->passlen };
 
         add_command(out, 3, argv, len);
         n++;

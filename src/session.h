@@ -124,8 +124,11 @@ int session_state_same_cred(const struct session_state *a, const struct session_
 void session_state_set_user(struct session_state *s, const char *user, size_t userlen,
                             const char *pass, size_t passlen);
 /* Append the commands that put a fresh connection in state s (AUTH, HELLO 3,
- * SELECT) to out. Returns how many: each gets one reply. */
-int session_state_setup(const struct session_state *s, struct evbuffer *out);
+ * SELECT) to out. A state without AUTH authenticates with dflt's user and
+ * password, if dflt is not NULL and has one (the pool's backend-user).
+ * Returns how many commands: each gets one reply. */
+int session_state_setup(const struct session_state *s, const struct session_state *dflt,
+                        struct evbuffer *out);
 /* "db=3 resp=3 user=alice" (user=default when no AUTH was sent). */
 void session_state_describe(const struct session_state *s, char *buf, size_t len);
 

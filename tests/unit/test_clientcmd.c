@@ -335,12 +335,12 @@ static void test_setup_commands(void **state)
 
     (void)state;
     session_state_init(&s);
-    assert_int_equal(session_state_setup(&s, out), 0);
+    assert_int_equal(session_state_setup(&s, NULL, out), 0);
     assert_int_equal(evbuffer_get_length(out), 0);
     s.db = 3;
     s.proto = 3;
     session_state_set_user(&s, "alice", 5, "p w", 3);
-    assert_int_equal(session_state_setup(&s, out), 3);
+    assert_int_equal(session_state_setup(&s, NULL, out), 3);
     n = evbuffer_remove(out, buf, sizeof(buf) - 1);
     buf[n] = '\0';
     /* AUTH first: HELLO and SELECT need it on a server with requirepass */
@@ -352,7 +352,7 @@ static void test_setup_commands(void **state)
     session_state_set_user(&s, NULL, 0, "pw", 2);     /* AUTH <password> */
     s.db = 0;
     s.proto = 2;
-    assert_int_equal(session_state_setup(&s, out), 1);
+    assert_int_equal(session_state_setup(&s, NULL, out), 1);
     n = evbuffer_remove(out, buf, sizeof(buf) - 1);
     buf[n] = '\0';
     assert_string_equal(buf, "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");

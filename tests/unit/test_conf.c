@@ -603,7 +603,9 @@ static void test_directive_names(void **state)
         "admin-listen", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
-        "drain-timeout", "max-session-groups", "session-group-idle-timeout",
+        "drain-timeout", "max-session-groups", "session-group-idle-timeout", "backend-user",
+        "backend-password-file", "tls", "tls-ca-cert-file", "tls-ca-cert-dir", "tls-cert-file",
+        "tls-key-file", "tls-server-name",
     };
     size_t n = 0;
 
