@@ -272,9 +272,12 @@ static void serve_healthz(struct evhttp_request *req)
         struct pool *p = proxy.pools[i];
         const char *why = pool_unavailable(p);
 
+        const char *detail = why ? pool_unavailable_detail(p) : "";
+
         ok = ok && why == NULL;
-        evbuffer_add_printf(out, "pool %s %s%s%s\n", p->name, pool_state_name(p),
-                            why ? ": " : "", why ? why : "");
+        evbuffer_add_printf(out, "pool %s %s%s%s%s%s%s\n", p->name, pool_state_name(p),
+                            why ? ": " : "", why ? why : "", detail[0] ? " (" : "", detail,
+                            detail[0] ? ")" : "");
     }
     if (proxy.shutting_down)
         evbuffer_add_printf(out, "shutting down\n");

@@ -154,7 +154,8 @@ def test_static_pool_health(proxy_factory, redis_factory):
     with px.raw() as c:
         c.call("PING")                 # the connect fails: the pool backs off
     status, _, body = get(admin, "/healthz")
-    assert status == 503 and body == "pool main UNREACHABLE: master unreachable\n", (status, body)
+    assert status == 503 and body == "pool main UNREACHABLE: master unreachable (Connection refused)\n", \
+        (status, body)
 
 
 def test_admin_port_in_use_exits_at_once(tmp_path, redis_factory):
