@@ -112,6 +112,9 @@ def test_half_close_while_blocked_closes(proxy, r):
         half_close(c)
         data = read_to_eof(c, timeout=5)
     assert data == b"", data
+    # the blocked connection is gone from the master before anyone pushes
+    wait_for(lambda: not any(x.get("cmd") == "blpop" for x in r.client_list()), timeout=5,
+             what="the blocked connection closed on the master")
     r.lpush("hc:list", "x")
     time.sleep(0.2)
     assert r.get("hc:b") == b"1"
