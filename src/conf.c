@@ -48,6 +48,7 @@ enum dir_type {
     T_LOGLEVEL,                      /* int enum log_level via log_level_parse */
     T_HOSTPORT,                      /* char *, one host:port or [v6]:port */
     T_ADDRLIST,                      /* char ** + int count, repeatable, tcp or unix: */
+    T_MODE,                          /* int file mode, octal like chmod's, 0..0777 */
     T_POOL,                          /* "pool NAME": starts a pool */
 };
 
@@ -92,6 +93,7 @@ static const char *const on_no_master_names[] = {
 #define LOGLEVEL(o) .type = T_LOGLEVEL, .off = (o)
 #define HOSTPORT(o) .type = T_HOSTPORT, .off = (o)
 #define ADDRLIST(o, on) .type = T_ADDRLIST, .off = (o), .off_n = (on)
+#define MODE(o) .type = T_MODE, .off = (o)
 #define POOL .type = T_POOL
 
 #define KB 1024LL
@@ -140,6 +142,8 @@ static const char *const on_no_master_names[] = {
       "host:port of the HTTP listener for /metrics, /healthz and /info; unset = off")       \
     D("protected-mode", SC_GLOBAL, BOOL(G(protected_mode)), "yes",                            \
       "refuse listen and admin-listen addresses other than loopback and unix sockets")       \
+    D("unixsocket-perm", SC_GLOBAL, MODE(G(unixsocket_perm)), NULL,                           \
+      "octal mode of unix listener sockets, like 770; unset = the umask decides")             \
     D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \
       "write the ZooKeeper session id and password here (test aid); \"\" = none")             \
     D("pool", SC_ANY, POOL, NULL,                                                              \
@@ -274,6 +278,9 @@ static void expected_text(const struct directive *d, char *buf, size_t len)
     case T_ADDRLIST:
         snprintf(buf, len, "host:port, [ipv6]:port or unix:/path");
         return;
+    case T_MODE:
+        snprintf(buf, len, "an octal mode up to 777, like 770 or 0660");
+        return;
     case T_POOL:
         snprintf(buf, len, "a name of 1-%d letters, digits, '_' or '-'", POOL_NAME_MAX);
         return;
@@ -346,6 +353,26 @@ static int parse_int(const char *s, enum dir_unit unit, long long *out)
         return 0;
     }
     return -1;
+}
+
+/* An octal file mode as chmod takes it ("770", "0660"): at most 0777, since
+ * setuid, setgid and sticky bits mean nothing on a socket. */
+static int parse_mode(const char *s, int *out)
+{
+    size_t n = strlen(s);
+    int v = 0;
+
+    if (n == 0 || n > 4)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '7')
+            return -1;
+        v = v * 8 + (s[i] - '0');
+    }
+    if (v > 0777)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 /* A listen address: "unix:/path" or host:port / [v6]:port. Returns 0 or -1
@@ -612,6 +639,10 @@ static int set_value(struct parser *p, const struct directive *d, void *base,
         free(*(char **)field);
         *(char **)field = xstrdup(argv[0]);
         return 0;
+    case T_MODE:
+        if (parse_mode(argv[0], (int *)field) != 0)
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        return 0;
     case T_ADDRLIST:
     case T_POOL:
         break;                       /* handled above */
@@ -677,9 +708,9 @@ void conf_free(struct conf *conf)
  * ZooKeeper session, the znode watched, array sizes. Everything else is
  * read where it is used, so a reload changes it by replacing the conf. */
 static const char *const restart_only[] = {
-    "pidfile", "admin-listen", "zookeeper", "zk-session-timeout", "zk-disconnect-grace",
-    "zk-auth-digest", "zk-session-file", "listen", "master", "znode", "znode-format",
-    "backend-connections", NULL,
+    "pidfile", "admin-listen", "unixsocket-perm", "zookeeper", "zk-session-timeout",
+    "zk-disconnect-grace", "zk-auth-digest", "zk-session-file", "listen", "master", "znode",
+    "znode-format", "backend-connections", NULL,
 };
 
 static int is_restart_only(const char *name)

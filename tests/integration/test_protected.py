@@ -1,15 +1,17 @@
-"""protected-mode: listen and admin-listen only on loopback or unix sockets
-unless `protected-mode no`.
+"""protected-mode (listen and admin-listen only on loopback or unix sockets
+unless `protected-mode no`) and unixsocket-perm (the mode of unix listener
+socket files).
 
 Some proxies here bind 0.0.0.0; every connection still goes to 127.0.0.1."""
 
 import http.client
 import os
 import signal
+import stat
 
 import pytest
 
-from conftest import (LOCALHOST, RZPROXY, free_port, port_open, run_rzproxy, wait_for,
+from conftest import (LOCALHOST, RZPROXY, RespConn, free_port, port_open, run_rzproxy, wait_for,
                       write_conf)
 from zkutil import hp
 
@@ -152,3 +154,63 @@ def test_host_name_refused(tmp_path, redis_factory):
     assert p.returncode == 1, err
     assert "listen 'localhost:" in err and "a host name, not a loopback address" in err, err
     assert "write 127.0.0.1 or [::1], or add `protected-mode no`" in err, err
+
+
+# ---------------------------------------------------------------- unixsocket-perm
+
+def wait_unix(px):
+    """The unix listener is bound, chmod'ed and listening (it exists a moment
+    before its mode is set: wait for the log line, not for the file)."""
+    wait_for(lambda: "listening on unix:%s," % px.unix_path in px.log_tail(), timeout=5,
+             what="the unix listener")
+
+
+def mode_of(path):
+    st = os.stat(path)
+    assert stat.S_ISSOCK(st.st_mode), path
+    return stat.S_IMODE(st.st_mode)
+
+
+def test_unixsocket_perm_sets_the_mode(proxy_factory, redis_factory):
+    srv = redis_factory()
+    old = os.umask(0)              # the proxy inherits umask 0: the mode must still be 0660
+    try:
+        px = proxy_factory(srv, unix=True, globals_={"unixsocket-perm": "0660"})
+    finally:
+        os.umask(old)
+    wait_unix(px)
+    assert mode_of(px.unix_path) == 0o660
+    with RespConn.unix(px.unix_path) as u:
+        assert u.call("PING") == "PONG"
+
+    # restart-only: a reload logs the change and keeps the running mode
+    write_conf(px.confpath, px.port, hp(srv), unix_path=px.unix_path,
+               globals_={"unixsocket-perm": "0600"})
+    got = hup_and_wait(px, "'unixsocket-perm' changed")
+    assert "cannot change while running" in got, got
+    assert mode_of(px.unix_path) == 0o660
+
+
+def test_unixsocket_perm_unset_leaves_the_umask(proxy_factory, redis_factory):
+    srv = redis_factory()
+    old = os.umask(0o027)
+    try:
+        px = proxy_factory(srv, unix=True)
+    finally:
+        os.umask(old)
+    wait_unix(px)
+    assert mode_of(px.unix_path) == 0o750
+    with RespConn.unix(px.unix_path) as u:
+        assert u.call("PING") == "PONG"
+
+
+def test_unixsocket_perm_bad_value(tmp_path, redis_factory):
+    srv = redis_factory()
+    conf = write_conf(str(tmp_path / "perm.conf"), free_port(), hp(srv),
+                      globals_={"unixsocket-perm": "0800"})
+    line = open(conf).read().splitlines().index("unixsocket-perm 0800") + 1
+    p = run_rzproxy([RZPROXY, "--test-conf", conf])
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode == 1, err
+    assert ("%s:%d: bad value for 'unixsocket-perm': '0800' (expected an octal mode up to 777, "
+            "like 770 or 0660)" % (conf, line)) in err, err

@@ -104,6 +104,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.logfile, "");
     assert_string_equal(c.pidfile, "");
     assert_global_defaults(&c);
+    assert_int_equal(c.unixsocket_perm, 0);      /* unset: the umask decides */
     assert_int_equal(c.npools, 1);
     assert_string_equal(c.pools[0].name, "a");
     assert_int_equal(c.pools[0].line, 1);
@@ -130,6 +131,7 @@ static void test_every_directive(void **state)
         "shutdown-timeout 250\n"
         "tcp-keepalive 0\n"
         "protected-mode no\n"
+        "unixsocket-perm 0770\n"
         "pool main\n"
         "  listen 127.0.0.1:6380\n"
         "  listen [::1]:6380\n"
@@ -153,9 +155,10 @@ static void test_every_directive(void **state)
     assert_int_equal(c.shutdown_timeout_ms, 250);
     assert_int_equal(c.tcp_keepalive_s, 0);
     assert_int_equal(c.protected_mode, 0);
+    assert_int_equal(c.unixsocket_perm, 0770);
     assert_int_equal(c.npools, 1);
     assert_string_equal(c.pools[0].name, "main");
-    assert_int_equal(c.pools[0].line, 11);
+    assert_int_equal(c.pools[0].line, 12);
     assert_int_equal(c.pools[0].nlisten, 3);
     assert_string_equal(c.pools[0].listen[0], "127.0.0.1:6380");
     assert_string_equal(c.pools[0].listen[1], "[::1]:6380");
@@ -648,6 +651,41 @@ static void test_protected_mode(void **state)
         "t.conf:1: bad value for 'protected-mode': 'maybe' (expected yes or no)");
 }
 
+static void test_unixsocket_perm(void **state)
+{
+    static const struct { const char *s; int mode; } ok[] = {
+        { "770", 0770 }, { "0770", 0770 }, { "0660", 0660 }, { "600", 0600 }, { "777", 0777 },
+        { "0", 0 }, { "7", 07 }, { "0000", 0 },
+    };
+    static const char *const bad[] = {
+        "1000", "0778", "8", "-1", "+770", "0x1ff", "rw-rw----", "07700", "", "77 0",
+    };
+    char text[256], want[256];
+    struct conf c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "unixsocket-perm %s\n" MINPOOL, ok[i].s);
+        parse_ok(text, &c);
+        assert_int_equal(c.unixsocket_perm, ok[i].mode);
+        conf_free(&c);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "maxclients 5\nunixsocket-perm \"%s\"", bad[i]);
+        snprintf(want, sizeof(want), "t.conf:2: bad value for 'unixsocket-perm': '%s' "
+                 "(expected an octal mode up to 777, like 770 or 0660)", bad[i]);
+        expect_error(text, want);
+    }
+    expect_global_error("unixsocket-perm",
+        "t.conf:1: bad value for 'unixsocket-perm': missing value "
+        "(expected an octal mode up to 777, like 770 or 0660)");
+    expect_global_error("unixsocket-perm 770 660",
+        "t.conf:1: bad value for 'unixsocket-perm': 2 values given "
+        "(expected an octal mode up to 777, like 770 or 0660)");
+    expect_pool_error("unixsocket-perm 770",
+        "t.conf:4: 'unixsocket-perm' is a global directive; put it before the first pool");
+}
+
 static void test_odd_input(void **state)
 {
     struct conf c;
@@ -682,7 +720,7 @@ static void test_directive_names(void **state)
         "client-query-buffer-limit", "output-buffer-limit", "output-stall-timeout",
         "shutdown-timeout", "tcp-keepalive", "zookeeper", "zk-session-timeout",
         "zk-disconnect-grace", "zk-auth-digest", "syslog-enabled", "syslog-ident", "syslog-facility",
-        "admin-listen", "protected-mode", "zk-session-file",
+        "admin-listen", "protected-mode", "unixsocket-perm", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
         "drain-timeout", "max-session-groups", "session-group-idle-timeout",
@@ -843,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_pool_errors),
         cmocka_unit_test(test_address_errors),
         cmocka_unit_test(test_protected_mode),
+        cmocka_unit_test(test_unixsocket_perm),
         cmocka_unit_test(test_odd_input),
         cmocka_unit_test(test_directive_names),
         cmocka_unit_test(test_shipped_files),
