@@ -21,9 +21,11 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,7 @@ enum dir_type {
     T_LOGLEVEL,                      /* int enum log_level via log_level_parse */
     T_HOSTPORT,                      /* char *, one host:port or [v6]:port */
     T_ADDRLIST,                      /* char ** + int count, repeatable, tcp or unix: */
+    T_MODE,                          /* int file mode, octal like chmod's, 0..0777 */
     T_POOL,                          /* "pool NAME": starts a pool */
 };
 
@@ -90,6 +93,7 @@ static const char *const on_no_master_names[] = {
 #define LOGLEVEL(o) .type = T_LOGLEVEL, .off = (o)
 #define HOSTPORT(o) .type = T_HOSTPORT, .off = (o)
 #define ADDRLIST(o, on) .type = T_ADDRLIST, .off = (o), .off_n = (on)
+#define MODE(o) .type = T_MODE, .off = (o)
 #define POOL .type = T_POOL
 
 #define KB 1024LL
@@ -136,6 +140,10 @@ static const char *const on_no_master_names[] = {
       "syslog facility: user, daemon or local0..local7")                                       \
     D("admin-listen", SC_GLOBAL, HOSTPORT(G(admin_listen)), NULL,                             \
       "host:port of the HTTP listener for /metrics, /healthz and /info; unset = off")       \
+    D("protected-mode", SC_GLOBAL, BOOL(G(protected_mode)), "yes",                            \
+      "refuse listen and admin-listen addresses other than loopback and unix sockets")       \
+    D("unixsocket-perm", SC_GLOBAL, MODE(G(unixsocket_perm)), NULL,                           \
+      "octal mode of unix listener sockets, like 770; unset = the umask decides")             \
     D("zk-session-file", SC_GLOBAL, STRING(G(zk_session_file)), "",                            \
       "write the ZooKeeper session id and password here (test aid); \"\" = none")             \
     D("pool", SC_ANY, POOL, NULL,                                                              \
@@ -208,6 +216,8 @@ struct parser {
     char **argv;                     /* tokens of the current line (point into the line) */
     int argc;
     int argcap;
+    int line_of[NDIRECTIVES];        /* global directives: line last set, 0 = not set;
+                                        for whole-file checks of a global's value */
 };
 
 static int fail_at(struct parser *p, int line, const char *fmt, ...) RZ_PRINTF(3, 4);
@@ -284,6 +294,9 @@ static void expected_text(const struct directive *d, char *buf, size_t len)
     case T_ADDRLIST:
         snprintf(buf, len, "host:port, [ipv6]:port or unix:/path");
         return;
+    case T_MODE:
+        snprintf(buf, len, "an octal mode up to 777, like 770 or 0660");
+        return;
     case T_POOL:
         snprintf(buf, len, "a name of 1-%d letters, digits, '_' or '-'", POOL_NAME_MAX);
         return;
@@ -358,6 +371,26 @@ static int parse_int(const char *s, enum dir_unit unit, long long *out)
     return -1;
 }
 
+/* An octal file mode as chmod takes it ("770", "0660"): at most 0777, since
+ * setuid, setgid and sticky bits mean nothing on a socket. */
+static int parse_mode(const char *s, int *out)
+{
+    size_t n = strlen(s);
+    int v = 0;
+
+    if (n == 0 || n > 4)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '7')
+            return -1;
+        v = v * 8 + (s[i] - '0');
+    }
+    if (v > 0777)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 /* A listen address: "unix:/path" or host:port / [v6]:port. Returns 0 or -1
  * with the reason in why. */
 static int check_listen(const char *s, char *why, size_t whylen)
@@ -397,6 +430,59 @@ static void listen_key(const char *s, char *key, size_t keylen)
     }
     util_lower(lower, sizeof(lower), host, strlen(host));
     snprintf(key, keylen, "tcp:%s:%d", lower, port);
+}
+
+enum host_kind {
+    HOST_LOOPBACK,                   /* 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 */
+    HOST_OTHER,                      /* any other literal address, 0.0.0.0 and :: too */
+    HOST_NAME,                       /* not a literal address */
+};
+
+static enum host_kind host_kind(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127 ? HOST_LOOPBACK : HOST_OTHER;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127)
+               ? HOST_LOOPBACK : HOST_OTHER;
+    return HOST_NAME;
+}
+
+/*
+ * protected-mode: `directive` (listen, admin-listen) may use addr, already
+ * checked for syntax, only if it is a unix socket or a literal loopback
+ * address, unless `protected-mode no`. Decided from the text alone, so that
+ * --test-conf, start and SIGHUP agree: host names are refused, "localhost"
+ * too, because what a name resolves to (/etc/hosts, DNS) is not in the
+ * file, may change, and could be any address. Returns 0, or -1 with the
+ * message at line.
+ */
+static int check_protected(struct parser *p, int line, const char *directive, const char *addr)
+{
+    char host[256], why[128], shown[128];
+    int port;
+
+    if (!p->conf->protected_mode || strncmp(addr, "unix:", 5) == 0 ||
+        util_parse_hostport(addr, host, sizeof(host), &port, why, sizeof(why)) != 0)
+        return 0;
+    switch (host_kind(host)) {
+    case HOST_LOOPBACK:
+        return 0;
+    case HOST_OTHER:
+        return fail_at(p, line, "%s '%s' refused by protected-mode: not a loopback address "
+                       "(127.0.0.0/8, ::1) or unix socket; to accept clients from other "
+                       "hosts, add `protected-mode no` before the first pool", directive,
+                       show(addr, shown, sizeof(shown)));
+    case HOST_NAME:
+        break;
+    }
+    return fail_at(p, line, "%s '%s' refused by protected-mode: a host name, not a loopback "
+                   "address (names are not resolved); write 127.0.0.1 or [::1], or add "
+                   "`protected-mode no` before the first pool", directive,
+                   show(addr, shown, sizeof(shown)));
 }
 
 static int valid_pool_name(const char *s)
@@ -487,6 +573,8 @@ static int add_listen(struct parser *p, const struct directive *d, void *base,
     for (int a = 0; a < argc; a++) {
         if (check_listen(argv[a], why, sizeof(why)) != 0)
             return bad_value(p, d, "%s", why);
+        if (check_protected(p, p->line, d->name, argv[a]) != 0)
+            return -1;
         if ((op = listen_owner(p->conf, argv[a])) != NULL)
             return fail(p, "listen address '%s' is already used by pool '%s'",
                         show(argv[a], shown, sizeof(shown)), op->name);
@@ -567,6 +655,10 @@ static int set_value(struct parser *p, const struct directive *d, void *base,
         free(*(char **)field);
         *(char **)field = xstrdup(argv[0]);
         return 0;
+    case T_MODE:
+        if (parse_mode(argv[0], (int *)field) != 0)
+            return bad_value(p, d, "'%s'", show(argv[0], shown, sizeof(shown)));
+        return 0;
     case T_ADDRLIST:
     case T_POOL:
         break;                       /* handled above */
@@ -632,9 +724,9 @@ void conf_free(struct conf *conf)
  * ZooKeeper session, the znode watched, array sizes. Everything else is
  * read where it is used, so a reload changes it by replacing the conf. */
 static const char *const restart_only[] = {
-    "pidfile", "admin-listen", "zookeeper", "zk-session-timeout", "zk-disconnect-grace",
-    "zk-auth-digest", "zk-session-file", "listen", "master", "znode", "znode-format",
-    "backend-connections", NULL,
+    "pidfile", "admin-listen", "unixsocket-perm", "zookeeper", "zk-session-timeout",
+    "zk-disconnect-grace", "zk-auth-digest", "zk-session-file", "listen", "master", "znode",
+    "znode-format", "backend-connections", NULL,
 };
 
 static int is_restart_only(const char *name)
@@ -821,15 +913,19 @@ static int do_line(struct parser *p, char *line)
         return fail(p, "directive '%s' belongs inside a pool", d->name);
     if (d->scope == SC_GLOBAL && pool != NULL)
         return fail(p, "'%s' is a global directive; put it before the first pool", d->name);
+    if (d->scope == SC_GLOBAL)
+        p->line_of[d - directives] = p->line;
     return set_value(p, d, d->scope == SC_POOL ? (void *)pool : (void *)p->conf,
                      p->argv + 1, p->argc - 1);
 }
 
 /*
- * Whole-file checks, reported at the offending pool's line. A pool needs
- * exactly one master source: `master` (static) or `znode` (ZooKeeper, which
- * then needs `zookeeper`). A pool without `listen` gets CONF_DEFAULT_LISTEN,
- * if no other pool has it.
+ * Whole-file checks, reported at the offending line. admin-listen meets
+ * protected-mode here because either may come first; each `listen` was
+ * checked as it was read, after every global. A pool needs exactly one
+ * master source: `master` (static) or `znode` (ZooKeeper, which then needs
+ * `zookeeper`); these point at the pool's line. A pool without `listen`
+ * gets CONF_DEFAULT_LISTEN (loopback), if no other pool has it.
  */
 static int validate(struct parser *p)
 {
@@ -837,6 +933,10 @@ static int validate(struct parser *p)
 
     if (c->npools == 0)
         return fail(p, "no pool defined: add `pool NAME` with `listen` and `master` lines");
+    if (c->admin_listen != NULL &&
+        check_protected(p, p->line_of[lookup("admin-listen") - directives], "admin-listen",
+                        c->admin_listen) != 0)
+        return -1;
     for (int i = 0; i < c->npools; i++) {
         struct conf_pool *pool = &c->pools[i];
         int sources = (pool->master != NULL) + (pool->znode != NULL);

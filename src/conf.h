@@ -76,6 +76,10 @@ struct conf {
     int shutdown_timeout_ms;         /* SIGTERM: wait this long for outstanding replies */
     int tcp_keepalive_s;             /* SO_KEEPALIVE interval on client sockets, 0 = off */
     char *admin_listen;              /* host:port for /metrics /healthz /info, NULL = off */
+    int protected_mode;              /* conf check only: refuse listen and admin-listen
+                                        addresses other than loopback and unix: */
+    int unixsocket_perm;             /* mode chmod'ed on unix listener sockets after bind
+                                        (listener.c); 0 = the umask decides */
     /* ZooKeeper: one session serves every pool with a znode */
     char *zookeeper;                 /* "h1:p1,h2:p2[/chroot]", "" = none */
     int zk_session_timeout_ms;       /* requested; the server may clamp it */

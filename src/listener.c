@@ -114,34 +114,80 @@ static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, s
     return 0;
 }
 
-struct listener *listener_new(struct pool *p, const char *addr, char *err, size_t errlen)
+static struct evconnlistener *tcp_listen(struct listener *l, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
-    struct listener *l;
+    struct evconnlistener *ev;
 
     memset(&ss, 0, sizeof(ss));
-    if (strncmp(addr, "unix:", 5) == 0) {
-        if (unix_sockaddr(addr + 5, (struct sockaddr_un *)&ss, err, errlen) < 0)
-            return NULL;
-        sslen = sizeof(struct sockaddr_un);
-    } else if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
-        snprintf(err, errlen, "listen %s: not an IP address and port", addr);
+    if (evutil_parse_sockaddr_port(l->addr, (struct sockaddr *)&ss, &sslen) < 0) {
+        snprintf(err, errlen, "listen %s: not an IP address and port", l->addr);
         return NULL;
     }
-    l = xcalloc(1, sizeof(*l));
+    ev = evconnlistener_new_bind(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
+                                 (struct sockaddr *)&ss, sslen);
+    if (ev == NULL)
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+    return ev;
+}
+
+/*
+ * bind, chmod to unixsocket-perm (mode; 0 leaves the umask's), then listen:
+ * in this order no connection is accepted while the file still has the
+ * umask's mode, which may be wider than the one asked for. On failure the
+ * socket file is removed again.
+ */
+static struct evconnlistener *unix_listen(struct listener *l, const char *path, int mode,
+                                          char *err, size_t errlen)
+{
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    struct sockaddr_un sun;
+    struct evconnlistener *ev = NULL;
+    int fd;
+
+    if (unix_sockaddr(path, &sun, err, errlen) < 0)
+        return NULL;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+        return NULL;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (mode != 0 && chmod(path, (mode_t)mode) < 0)
+        snprintf(err, errlen, "cannot set unixsocket-perm %03o on %s: %s", (unsigned)mode,
+                 l->addr, strerror(errno));
+    else if ((ev = evconnlistener_new(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
+                                      fd)) == NULL)
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+    if (ev == NULL) {
+        close(fd);
+        unlink(path);
+    }
+    return ev;
+}
+
+struct listener *listener_new(struct pool *p, const char *addr, int unix_mode, char *err,
+                              size_t errlen)
+{
+    struct listener *l = xcalloc(1, sizeof(*l));
+    int is_unix = strncmp(addr, "unix:", 5) == 0;
+
     l->pool = p;
     l->addr = xstrdup(addr);
-    l->ev = evconnlistener_new_bind(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
-                                    (struct sockaddr *)&ss, sslen);
+    l->ev = is_unix ? unix_listen(l, addr + 5, unix_mode, err, errlen)
+                    : tcp_listen(l, err, errlen);
     if (l->ev == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
         free(l->addr);
         free(l);
         return NULL;
     }
-    if (strncmp(addr, "unix:", 5) == 0)
+    if (is_unix)
         l->unix_path = xstrdup(addr + 5);
     evconnlistener_set_error_cb(l->ev, accept_error_cb);
     l->retry = evtimer_new(proxy.base, retry_cb, l);

@@ -66,7 +66,8 @@ int pool_listen(struct pool *p, char *err, size_t errlen)
 {
     p->listeners = xcalloc((size_t)p->cf->nlisten, sizeof(*p->listeners));
     for (int i = 0; i < p->cf->nlisten; i++) {
-        p->listeners[i] = listener_new(p, p->cf->listen[i], err, errlen);
+        p->listeners[i] = listener_new(p, p->cf->listen[i], proxy.conf->unixsocket_perm, err,
+                                       errlen);
         if (p->listeners[i] == NULL)
             return -1;
         p->nlisteners = i + 1;

@@ -363,9 +363,10 @@ class Proxy:
 
 
 def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals_=None, pool=None,
-               extra_pools=None):
+               extra_pools=None, listen_host=LOCALHOST):
     """Write a proxy conf; master=None leaves the master line out (a `znode`
-    pool passes its source in `pool`).  extra_pools: [(name, listen_port, {directive: value})]."""
+    pool passes its source in `pool`).  extra_pools: [(name, listen_port, {directive: value})].
+    listen_host: the main pool's listen address (tests still connect to 127.0.0.1)."""
     g = {
         "loglevel": "notice",
         "maxclients": "10000",
@@ -382,7 +383,7 @@ def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals
     p.update(pool or {})
     lines = ["# written by tests/integration/conftest.py"]
     lines += ["%s %s" % (k, v) for k, v in g.items()]
-    lines += ["", "pool main", "  listen %s:%d" % (LOCALHOST, listen_port)]
+    lines += ["", "pool main", "  listen %s:%d" % (listen_host, listen_port)]
     if unix_path:
         lines.append("  listen unix:%s" % unix_path)
     if master is not None:
@@ -410,7 +411,7 @@ def proxy_factory(tmp_path, request):
     started = []
 
     def make(master, sharing="yes", unix=False, globals_=None, pool=None, wait=True, nofile=None,
-             extra_pools=None, master_host=LOCALHOST):
+             extra_pools=None, master_host=LOCALHOST, listen_host=LOCALHOST):
         master_port = master if isinstance(master, int) or master is None else master.port
         if DIRECT:
             if master_port is None:
@@ -422,7 +423,7 @@ def proxy_factory(tmp_path, request):
         conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port,
                           None if master_port is None else "%s:%d" % (master_host, master_port),
                           sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool,
-                          extra_pools=extra_pools)
+                          extra_pools=extra_pools, listen_host=listen_host)
         logpath = str(tmp_path / ("rzproxy%d.log" % n))
         if not os.access(RZPROXY, os.X_OK):
             pytest.fail("rzproxy binary not found/executable at %s (set RZPROXY)" % RZPROXY)

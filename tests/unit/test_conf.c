@@ -79,6 +79,7 @@ static void assert_global_defaults(const struct conf *c)
     assert_int_equal(c->output_stall_timeout_ms, 2000);
     assert_int_equal(c->shutdown_timeout_ms, 5000);
     assert_int_equal(c->tcp_keepalive_s, 300);
+    assert_int_equal(c->protected_mode, 1);
 }
 
 static void assert_pool_defaults(const struct conf_pool *p)
@@ -103,6 +104,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.logfile, "");
     assert_string_equal(c.pidfile, "");
     assert_global_defaults(&c);
+    assert_int_equal(c.unixsocket_perm, 0);      /* unset: the umask decides */
     assert_int_equal(c.npools, 1);
     assert_string_equal(c.pools[0].name, "a");
     assert_int_equal(c.pools[0].line, 1);
@@ -128,6 +130,8 @@ static void test_every_directive(void **state)
         "output-buffer-limit 16kb\n"
         "shutdown-timeout 250\n"
         "tcp-keepalive 0\n"
+        "protected-mode no\n"
+        "unixsocket-perm 0770\n"
         "pool main\n"
         "  listen 127.0.0.1:6380\n"
         "  listen [::1]:6380\n"
@@ -150,9 +154,11 @@ static void test_every_directive(void **state)
     assert_true(c.output_buffer_limit == 16ULL * 1024);
     assert_int_equal(c.shutdown_timeout_ms, 250);
     assert_int_equal(c.tcp_keepalive_s, 0);
+    assert_int_equal(c.protected_mode, 0);
+    assert_int_equal(c.unixsocket_perm, 0770);
     assert_int_equal(c.npools, 1);
     assert_string_equal(c.pools[0].name, "main");
-    assert_int_equal(c.pools[0].line, 10);
+    assert_int_equal(c.pools[0].line, 12);
     assert_int_equal(c.pools[0].nlisten, 3);
     assert_string_equal(c.pools[0].listen[0], "127.0.0.1:6380");
     assert_string_equal(c.pools[0].listen[1], "[::1]:6380");
@@ -401,6 +407,7 @@ static void test_multiple_pools(void **state)
     struct conf c;
     const char *text =
         "maxclients 100\n"
+        "protected-mode no\n"               /* for localhost:6382 */
         "pool main\n"
         "  listen 127.0.0.1:6380 [::1]:6380\n"
         "  listen unix:/tmp/main.sock\n"
@@ -419,14 +426,14 @@ static void test_multiple_pools(void **state)
     parse_ok(text, &c);
     assert_int_equal(c.npools, 3);
     assert_string_equal(c.pools[0].name, "main");
-    assert_int_equal(c.pools[0].line, 2);
+    assert_int_equal(c.pools[0].line, 3);
     assert_int_equal(c.pools[0].nlisten, 3);
     assert_string_equal(c.pools[0].listen[1], "[::1]:6380");
     assert_string_equal(c.pools[0].listen[2], "unix:/tmp/main.sock");
     assert_int_equal(c.pools[0].on_no_master, CONF_ON_NO_MASTER_TRYAGAIN);
     assert_int_equal(c.pools[0].backend_sharing, 1);
     assert_string_equal(c.pools[1].name, "local_2");
-    assert_int_equal(c.pools[1].line, 8);
+    assert_int_equal(c.pools[1].line, 9);
     assert_string_equal(c.pools[1].master, "[::1]:6379");
     assert_int_equal(c.pools[1].backend_sharing, 0);
     /* pool options do not leak into the next pool */
@@ -561,9 +568,122 @@ static void test_address_errors(void **state)
     expect_error("pool a\nlisten [::1]:1\nmaster 127.0.0.1:6379\n"
                  "pool b\nlisten [::1]:01\nmaster 127.0.0.1:6379\n",
                  "t.conf:5: listen address '[::1]:01' is already used by pool 'a'");
-    expect_error("pool a\nlisten LocalHost:1\nmaster 127.0.0.1:6379\n"
+    expect_error("protected-mode no\npool a\nlisten LocalHost:1\nmaster 127.0.0.1:6379\n"
                  "pool b\nlisten localhost:1\nmaster 127.0.0.1:6379\n",
-                 "t.conf:5: listen address 'localhost:1' is already used by pool 'a'");
+                 "t.conf:6: listen address 'localhost:1' is already used by pool 'a'");
+}
+
+/* protected-mode's messages, for an address that is not loopback or a name. */
+#define REFUSED_ADDR(line, dir, addr)                                                   \
+    "t.conf:" line ": " dir " '" addr "' refused by protected-mode: not a loopback "   \
+    "address (127.0.0.0/8, ::1) or unix socket; to accept clients from other hosts, "  \
+    "add `protected-mode no` before the first pool"
+#define REFUSED_NAME(line, dir, addr)                                                   \
+    "t.conf:" line ": " dir " '" addr "' refused by protected-mode: a host name, not "  \
+    "a loopback address (names are not resolved); write 127.0.0.1 or [::1], or add "   \
+    "`protected-mode no` before the first pool"
+
+static void test_protected_mode(void **state)
+{
+    static const char *const loopback[] = {
+        "127.0.0.1:1", "127.255.255.254:1", "127.0.0.1:1 [::1]:2", "[::1]:1",
+        "[0:0:0:0:0:0:0:1]:1", "[::ffff:127.0.0.1]:1", "unix:/tmp/rz.sock",
+    };
+    static const char *const others[] = {
+        "0.0.0.0:6380", "[::]:6380", "10.0.0.1:6380", "128.0.0.1:6380", "[fe80::1]:6380",
+        "[::ffff:10.0.0.1]:6380", "localhost:6380", "redis.example.com:6380",
+    };
+    char text[512];
+    struct conf c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+        int one_tcp = strchr(loopback[i], ' ') == NULL && strncmp(loopback[i], "unix:", 5) != 0;
+
+        snprintf(text, sizeof(text), "admin-listen %s\npool a\nlisten %s\nmaster 10.0.0.1:1\n",
+                 one_tcp ? loopback[i] : "127.0.0.1:9", loopback[i]);
+        parse_ok(text, &c);
+        assert_int_equal(c.protected_mode, 1);
+        conf_free(&c);
+    }
+    /* protected-mode no: anything, admin-listen too */
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        snprintf(text, sizeof(text), "protected-mode no\nadmin-listen %s\n"
+                 "pool a\nlisten %s\nmaster 127.0.0.1:1\n", others[i], others[i]);
+        parse_ok(text, &c);
+        assert_int_equal(c.protected_mode, 0);
+        assert_string_equal(c.pools[0].listen[0], others[i]);
+        conf_free(&c);
+    }
+
+    /* listen: at its own line, naming the address; the default is yes */
+    expect_pool_error("listen 0.0.0.0:6380", REFUSED_ADDR("4", "listen", "0.0.0.0:6380"));
+    expect_pool_error("listen [::]:6380", REFUSED_ADDR("4", "listen", "[::]:6380"));
+    expect_pool_error("listen 10.0.0.1:6380", REFUSED_ADDR("4", "listen", "10.0.0.1:6380"));
+    expect_pool_error("listen 128.0.0.1:6380", REFUSED_ADDR("4", "listen", "128.0.0.1:6380"));
+    expect_pool_error("listen [fe80::1]:6380", REFUSED_ADDR("4", "listen", "[fe80::1]:6380"));
+    expect_pool_error("listen [::ffff:10.0.0.1]:6380",
+                      REFUSED_ADDR("4", "listen", "[::ffff:10.0.0.1]:6380"));
+    expect_pool_error("listen unix:/s 127.0.0.2:1 0.0.0.0:2",
+                      REFUSED_ADDR("4", "listen", "0.0.0.0:2"));
+    /* host names are not resolved, localhost included; nor is 127.1 an address */
+    expect_pool_error("listen localhost:6380", REFUSED_NAME("4", "listen", "localhost:6380"));
+    expect_pool_error("listen LOCALHOST:6380", REFUSED_NAME("4", "listen", "LOCALHOST:6380"));
+    expect_pool_error("listen 127.1:6380", REFUSED_NAME("4", "listen", "127.1:6380"));
+    expect_pool_error("listen redis.example.com:6380",
+                      REFUSED_NAME("4", "listen", "redis.example.com:6380"));
+    expect_error("protected-mode yes\npool a\n  listen 0.0.0.0:1\n  master 127.0.0.1:1\n",
+                 REFUSED_ADDR("3", "listen", "0.0.0.0:1"));
+    /* last one wins, as for any directive */
+    expect_error("protected-mode no\nprotected-mode YES\npool a\nlisten [::]:1\n"
+                 "master 127.0.0.1:1\n", REFUSED_ADDR("4", "listen", "[::]:1"));
+
+    /* admin-listen: at its line, whether protected-mode comes before or after */
+    expect_global_error("admin-listen 0.0.0.0:9", REFUSED_ADDR("1", "admin-listen", "0.0.0.0:9"));
+    expect_global_error("admin-listen localhost:9",
+                        REFUSED_NAME("1", "admin-listen", "localhost:9"));
+    expect_error("maxclients 5\nadmin-listen 127.0.0.1:9\nadmin-listen [::]:9\n"
+                 "protected-mode yes\n" MINPOOL, REFUSED_ADDR("3", "admin-listen", "[::]:9"));
+    parse_ok("admin-listen 0.0.0.0:9\nprotected-mode no\n" MINPOOL, &c);
+    assert_string_equal(c.admin_listen, "0.0.0.0:9");
+    conf_free(&c);
+    expect_global_error("protected-mode maybe",
+        "t.conf:1: bad value for 'protected-mode': 'maybe' (expected yes or no)");
+}
+
+static void test_unixsocket_perm(void **state)
+{
+    static const struct { const char *s; int mode; } ok[] = {
+        { "770", 0770 }, { "0770", 0770 }, { "0660", 0660 }, { "600", 0600 }, { "777", 0777 },
+        { "0", 0 }, { "7", 07 }, { "0000", 0 },
+    };
+    static const char *const bad[] = {
+        "1000", "0778", "8", "-1", "+770", "0x1ff", "rw-rw----", "07700", "", "77 0",
+    };
+    char text[256], want[256];
+    struct conf c;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), "unixsocket-perm %s\n" MINPOOL, ok[i].s);
+        parse_ok(text, &c);
+        assert_int_equal(c.unixsocket_perm, ok[i].mode);
+        conf_free(&c);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "maxclients 5\nunixsocket-perm \"%s\"", bad[i]);
+        snprintf(want, sizeof(want), "t.conf:2: bad value for 'unixsocket-perm': '%s' "
+                 "(expected an octal mode up to 777, like 770 or 0660)", bad[i]);
+        expect_error(text, want);
+    }
+    expect_global_error("unixsocket-perm",
+        "t.conf:1: bad value for 'unixsocket-perm': missing value "
+        "(expected an octal mode up to 777, like 770 or 0660)");
+    expect_global_error("unixsocket-perm 770 660",
+        "t.conf:1: bad value for 'unixsocket-perm': 2 values given "
+        "(expected an octal mode up to 777, like 770 or 0660)");
+    expect_pool_error("unixsocket-perm 770",
+        "t.conf:4: 'unixsocket-perm' is a global directive; put it before the first pool");
 }
 
 static void test_odd_input(void **state)
@@ -600,7 +720,7 @@ static void test_directive_names(void **state)
         "client-query-buffer-limit", "output-buffer-limit", "output-stall-timeout",
         "shutdown-timeout", "tcp-keepalive", "zookeeper", "zk-session-timeout",
         "zk-disconnect-grace", "zk-auth-digest", "syslog-enabled", "syslog-ident", "syslog-facility",
-        "admin-listen", "zk-session-file",
+        "admin-listen", "protected-mode", "unixsocket-perm", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
         "drain-timeout", "max-session-groups", "session-group-idle-timeout", "backend-user",
@@ -762,6 +882,8 @@ int main(void)
         cmocka_unit_test(test_default_listen),
         cmocka_unit_test(test_pool_errors),
         cmocka_unit_test(test_address_errors),
+        cmocka_unit_test(test_protected_mode),
+        cmocka_unit_test(test_unixsocket_perm),
         cmocka_unit_test(test_odd_input),
         cmocka_unit_test(test_directive_names),
         cmocka_unit_test(test_shipped_files),
