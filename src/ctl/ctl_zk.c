@@ -457,3 +457,8 @@ void ctl_zk_acl_format(const struct ctl_zk_acl *acl, char *out, size_t outlen)
     else
         zkacl_format(&acl->v, out, outlen);
 }
+
+int ctl_zk_acl_world_writable(const struct ctl_zk_acl *acl)
+{
+    return acl != NULL && zkacl_world_writable(&acl->v) >= 0;
+}
