@@ -75,7 +75,7 @@ static const struct pool_metric pool_metrics[PM_COUNT] = {
     [PM_ZNODE_WORLD_WRITABLE] = { "znode_world_writable", "gauge",
                                   "1 if world:anyone may change the znode (WRITE or ADMIN in "
                                   "its ACL, read at every read of the data), 0 if not, "
-                                  "-1 = unknown (not read, unreadable, no znode)." },
+                                  "-1 = unknown (not read yet, unreadable, static pool)." },
     [PM_SESSION_GROUPS] = { "session_groups", "gauge",
                             "Session groups (db, protocol, user) with shared connections." },
     [PM_SHARED_CONNECTIONS] = { "shared_connections", "gauge",
