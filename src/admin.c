@@ -35,7 +35,8 @@ enum pool_metric_id {
     PM_CLIENTS, PM_CLIENTS_HELD, PM_CLIENTS_ACCEPTED, PM_COMMANDS, PM_REQUEST_BYTES,
     PM_REPLY_BYTES, PM_TRYAGAIN, PM_READONLY_RETRIES, PM_SWITCHES, PM_EPOCH, PM_GATED_SECONDS,
     PM_LAST_SWITCH_SECONDS, PM_BACKEND_CONNECTS, PM_BACKEND_FAILURES, PM_ZNODE_VERSION,
-    PM_ZNODE_AGE_SECONDS, PM_SESSION_GROUPS, PM_SHARED_CONNECTIONS, PM_CLIENTS_PINNED, PM_COUNT
+    PM_ZNODE_AGE_SECONDS, PM_ZNODE_WORLD_WRITABLE, PM_SESSION_GROUPS, PM_SHARED_CONNECTIONS,
+    PM_CLIENTS_PINNED, PM_COUNT
 };
 
 struct pool_metric {
@@ -71,6 +72,10 @@ static const struct pool_metric pool_metrics[PM_COUNT] = {
                            "Version of the znode data applied (-1 = none)." },
     [PM_ZNODE_AGE_SECONDS] = { "znode_age_seconds", "gauge",
                                "Seconds since the znode data applied was written (-1 = none)." },
+    [PM_ZNODE_WORLD_WRITABLE] = { "znode_world_writable", "gauge",
+                                  "1 if world:anyone may change the znode (WRITE or ADMIN in "
+                                  "its ACL, read at every read of the data), 0 if not, "
+                                  "-1 = unknown (not read yet, unreadable, static pool)." },
     [PM_SESSION_GROUPS] = { "session_groups", "gauge",
                             "Session groups (db, protocol, user) with shared connections." },
     [PM_SHARED_CONNECTIONS] = { "shared_connections", "gauge",
@@ -101,6 +106,7 @@ static void pool_values(struct pool *p, uint64_t now_ms, double v[PM_COUNT])
     v[PM_ZNODE_VERSION] = p->zk && p->gate.mzxid >= 0 ? p->gate.version : -1;
     v[PM_ZNODE_AGE_SECONDS] = p->znode_mtime_ms > 0 && wall_ms >= p->znode_mtime_ms
                               ? (double)(wall_ms - p->znode_mtime_ms) / 1000.0 : -1;
+    v[PM_ZNODE_WORLD_WRITABLE] = p->zk ? p->znode_acl : ZKACL_UNKNOWN;
     v[PM_SESSION_GROUPS] = p->ngroups;
     v[PM_SHARED_CONNECTIONS] = pool_shared_open(p);
     v[PM_CLIENTS_PINNED] = client_count_pinned(p);
@@ -271,13 +277,18 @@ static void serve_healthz(struct evhttp_request *req)
     for (int i = 0; i < proxy.npools; i++) {
         struct pool *p = proxy.pools[i];
         const char *why = pool_unavailable(p);
-
         const char *detail = why ? pool_unavailable_detail(p) : "";
 
         ok = ok && why == NULL;
-        evbuffer_add_printf(out, "pool %s %s%s%s%s%s%s\n", p->name, pool_state_name(p),
+        evbuffer_add_printf(out, "pool %s %s%s%s%s%s%s", p->name, pool_state_name(p),
                             why ? ": " : "", why ? why : "", detail[0] ? " (" : "", detail,
                             detail[0] ? ")" : "");
+        /* Healthy, but forwarding where anyone may point it: say so
+         * without failing the check (a warning, not a gate). */
+        if (why == NULL && p->zk && p->znode_acl == ZKACL_OPEN)
+            evbuffer_add_printf(out, " (warning: znode %s is writable by world:anyone)",
+                                p->cf->znode);
+        evbuffer_add_printf(out, "\n");
     }
     if (proxy.shutting_down)
         evbuffer_add_printf(out, "shutting down\n");

@@ -48,6 +48,7 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     p->zk = cf->znode != NULL;
     gate_init(&p->gate, proxy.conf->zk_disconnect_grace_ms > 0);
     p->logged_mzxid = -1;
+    p->znode_acl = ZKACL_UNKNOWN;
     p->stats.last_switch_ms = -1;
     p->gated_since_ms = p->zk ? util_now_ms() : 0;      /* INIT gates */
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
@@ -388,6 +389,40 @@ void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *da
     pool_gate_event(p, ev);
 }
 
+/*
+ * The ACL is read again after every read of the data, so with a director
+ * that rewrites the znode every few seconds a line per read would drown
+ * the log: one line for the first verdict and one per change. A verdict
+ * is a warning for operators, never a gate: a pool whose ACL cannot be
+ * read forwards as before.
+ */
+void pool_znode_acl(struct pool *p, enum zkacl_verdict v, const char *entry, const char *why)
+{
+    int first = !p->znode_acl_read;
+    enum zkacl_verdict old = p->znode_acl;
+
+    p->znode_acl_read = 1;
+    p->znode_acl = v;
+    if (!first && v == old)
+        return;
+    if (v == ZKACL_OPEN)
+        log_warn(p->name, "znode %s is writable by world:anyone (ACL entry %s): anyone who can "
+                 "reach ZooKeeper can choose this pool's master; lock it down, e.g. zkCli.sh "
+                 "setAcl %s digest:DIRECTOR:HASH:cdrwa,digest:PROXY:HASH:r (README: Locking "
+                 "down the znode)", p->cf->znode, entry ? entry : "?", p->cf->znode);
+    else if (v == ZKACL_UNKNOWN)
+        log_warn(p->name, "cannot read the ACL of znode %s (%s): whether anyone may change it "
+                 "is unknown (a warning only: the pool is not gated for it)", p->cf->znode,
+                 why ? why : "?");
+    else if (first)
+        log_info(p->name, "znode %s is not writable by world:anyone", p->cf->znode);
+    else if (old == ZKACL_OPEN)
+        log_notice(p->name, "znode %s is no longer writable by world:anyone", p->cf->znode);
+    else
+        log_notice(p->name, "the ACL of znode %s can be read again: not writable by "
+                   "world:anyone", p->cf->znode);
+}
+
 void pool_hold(struct pool *p, struct client *c)
 {
     TAILQ_INSERT_TAIL(&p->held, c, wait_link);
@@ -556,9 +591,10 @@ void pool_info(struct pool *p, struct evbuffer *buf)
         evbuffer_add_printf(buf, "last_master:%s:%d\r\n", p->master_host, p->master_port);
     if (p->zk)
         evbuffer_add_printf(buf, "master_source:zookeeper\r\nstate:%s\r\n"
-                            "znode:%s\r\nznode_mzxid:%lld\r\nznode_version:%d\r\n",
+                            "znode:%s\r\nznode_mzxid:%lld\r\nznode_version:%d\r\n"
+                            "znode_world_writable:%d\r\n",
                             gate_state_name(p->gate.state), p->cf->znode,
-                            (long long)p->gate.mzxid, p->gate.version);
+                            (long long)p->gate.mzxid, p->gate.version, (int)p->znode_acl);
     else
         evbuffer_add_printf(buf, "master_source:static\r\nstate:%s\r\n",
                             why ? "UNREACHABLE" : "READY");

@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "group.h"
 #include "util.h"
+#include "zkacl.h"
 
 struct conf_pool;
 struct backend;
@@ -68,6 +69,10 @@ struct pool {
     uint64_t gated_since_ms;         /* gate not READY since, 0 = READY */
     uint64_t gated_ms_total;         /* time spent gated before gated_since_ms */
     int64_t znode_mtime_ms;          /* mtime of the znode data applied, 0 = none */
+    enum zkacl_verdict znode_acl;    /* may anyone change the znode: the last ACL read
+                                        (a warning for operators, never gates) */
+    int znode_acl_read;              /* an ACL read completed: later ones log only a
+                                        change of verdict */
     int switch_pending;              /* new master, no command forwarded to it yet */
     TAILQ_HEAD(, backend) retired;   /* shared connections to a previous master, draining */
     TAILQ_HEAD(, client) held;       /* clients holding a command for a master */
@@ -116,6 +121,10 @@ void pool_master_readonly(struct pool *p);
 void pool_gate_event(struct pool *p, const struct gate_event *ev);
 void pool_znode_read(struct pool *p, const struct gate_event *ev, const char *data, size_t len,
                      const char *why);
+/* From zk.c after each ACL read of the znode: the verdict, the entry that
+ * makes it OPEN (else NULL), why it is UNKNOWN (else NULL). Logs the first
+ * verdict and every change; never gates. */
+void pool_znode_acl(struct pool *p, enum zkacl_verdict v, const char *entry, const char *why);
 
 
 /* on-no-master block: park a client until a master is usable. */

@@ -24,6 +24,12 @@
  *    result is acted on (a create right after a delete yields no event);
  *  - exists first, then get: get on a missing node sets no watch;
  *  - session events also reach per-path watchers: ignored there.
+ *
+ * Every successful get is followed by a read of the znode's ACL, for a
+ * warning only (zkacl.h: may anyone change it?); it never gates. ZooKeeper
+ * has no watch on ACLs and setAcl fires no data watch, so the verdict is as
+ * fresh as the last read of the data: every change event, every reconnect,
+ * every re-read (stall, fencing). A bare setAcl shows at the next of these.
  */
 #define THREADED 1
 #include "zk.h"
@@ -45,6 +51,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "zkacl.h"
 #include "znode.h"
 
 #define ZK_REOPEN_MS 1000            /* retry zookeeper_init / after AUTH_FAILED */
@@ -57,6 +64,7 @@ enum zk_msg_kind {
     MSG_NODE,                        /* watch fired: type */
     MSG_EXISTS,                      /* exists completed: rc, stat */
     MSG_GET,                         /* get completed: rc, stat, data */
+    MSG_ACL,                         /* get_acl completed: rc, acl */
 };
 
 struct zk_msg {
@@ -70,6 +78,7 @@ struct zk_msg {
     int64_t mtime_ms;
     char *data;                      /* MSG_GET, owned by the message */
     int datalen;
+    struct ACL_vector acl;           /* MSG_ACL, a copy owned by the message */
 };
 
 struct zk_watch {
@@ -200,6 +209,17 @@ static void get_done(int rc, const char *value, int len, const struct Stat *stat
     enqueue(m);
 }
 
+static void acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *ctx)
+{
+    struct zk_msg *m = msg_new(MSG_ACL, ctx);
+
+    RZ_UNUSED(stat);
+    m->rc = rc;
+    if (rc == ZOK)
+        zkacl_copy(&m->acl, acl);    /* the library frees its vector on return */
+    enqueue(m);
+}
+
 static void sync_done(int rc, const char *value, const void *ctx)
 {
     RZ_UNUSED(rc);
@@ -325,6 +345,15 @@ static void on_exists(struct zk_watch *w, int widx, const struct zk_msg *m)
     }
 }
 
+/* The ACL, asked for once the data is in: the gate never waits for it. */
+static void read_acl(struct zk_watch *w, int widx)
+{
+    int rc = zoo_aget_acl(zk.zh, w->path, acl_done, ctx_of(zk.gen, widx));
+
+    if (rc != ZOK && !session_error(rc))
+        pool_znode_acl(w->pool, ZKACL_UNKNOWN, NULL, zerror(rc));
+}
+
 static void on_get(struct zk_watch *w, int widx, const struct zk_msg *m)
 {
     struct gate_event ev;
@@ -347,6 +376,29 @@ static void on_get(struct zk_watch *w, int widx, const struct zk_msg *m)
                             (enum znode_format)w->pool->cf->znode_format, &ev.master, why,
                             sizeof(why));
     pool_znode_read(w->pool, &ev, m->data, (size_t)m->datalen, why);
+    read_acl(w, widx);
+}
+
+static void on_acl(struct zk_watch *w, const struct zk_msg *m)
+{
+    char entry[256];
+    int i;
+
+    /* Deleted since the get: the delete event re-reads. Session errors:
+     * the reconnect re-reads. Neither says anything about the ACL. */
+    if (m->rc == ZNONODE || session_error(m->rc))
+        return;
+    if (m->rc != ZOK) {
+        pool_znode_acl(w->pool, ZKACL_UNKNOWN, NULL, zerror(m->rc));
+        return;
+    }
+    i = zkacl_world_writable(&m->acl);
+    if (i < 0) {
+        pool_znode_acl(w->pool, ZKACL_CLOSED, NULL, NULL);
+        return;
+    }
+    zkacl_format_entry(&m->acl.data[i], entry, sizeof(entry));
+    pool_znode_acl(w->pool, ZKACL_OPEN, entry, NULL);
 }
 
 static void on_node(struct zk_watch *w, int widx, const struct zk_msg *m)
@@ -520,6 +572,9 @@ static void dispatch_msg(const struct zk_msg *m)
     case MSG_GET:
         on_get(w, m->widx, m);
         break;
+    case MSG_ACL:
+        on_acl(w, m);
+        break;
     default:
         break;
     }
@@ -536,12 +591,18 @@ static struct zk_msg *take_all(void)
     return m;
 }
 
+static void free_msg(struct zk_msg *m)
+{
+    free(m->data);
+    zkacl_free(&m->acl);
+    free(m);
+}
+
 static void free_msgs(struct zk_msg *m)
 {
     while (m != NULL) {
         struct zk_msg *next = m->next;
-        free(m->data);
-        free(m);
+        free_msg(m);
         m = next;
     }
 }
@@ -560,8 +621,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
     for (m = take_all(); m != NULL; m = next) {
         next = m->next;
         dispatch_msg(m);
-        free(m->data);
-        free(m);
+        free_msg(m);
     }
 }
 

@@ -354,7 +354,7 @@ static int resolve_target(const struct ctl_args *a, struct conf *c, int loaded,
 static void show_node(const struct ctl_target *t, const struct ctl_znode *n)
 {
     struct znode_master m;
-    char why[ZNODE_WHY_LEN], esc[8192];
+    char why[ZNODE_WHY_LEN], esc[8192], acl[1024];
     enum znode_result r;
     struct timeval now;
 
@@ -372,6 +372,10 @@ static void show_node(const struct ctl_target *t, const struct ctl_znode *n)
     printf("mzxid: 0x%" PRIx64 "\n", (uint64_t)n->mzxid);
     printf("age: %" PRId64 "\n",
            ((int64_t)now.tv_sec * 1000 + now.tv_usec / 1000 - n->mtime_ms) / 1000);
+    /* What the proxy warns about (zkacl.h). */
+    ctl_zk_acl_format(n->acl, acl, sizeof(acl));
+    printf("acl: %s\n", acl);
+    printf("world_writable: %s\n", ctl_zk_acl_world_writable(n->acl) ? "yes" : "no");
 }
 
 static int cmd_show(const struct ctl_target *t, struct ctl_zk *zk)
@@ -379,7 +383,7 @@ static int cmd_show(const struct ctl_target *t, struct ctl_zk *zk)
     struct ctl_znode n;
     char err[512];
 
-    if (ctl_zk_read(zk, t->znode, 0, &n, err, sizeof(err)) != CTL_ZK_OK) {
+    if (ctl_zk_read(zk, t->znode, 1, &n, err, sizeof(err)) != CTL_ZK_OK) {
         fprintf(stderr, "rzproxy-ctl: %s\n", err);
         return CTL_EXIT_FAIL;
     }

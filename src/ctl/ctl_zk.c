@@ -32,6 +32,8 @@
 
 #include <zookeeper/zookeeper.h>
 
+#include "zkacl.h"
+
 /* ZooKeeper refuses requests above jute.maxbuffer (1 MiB - 1 by default). */
 #define CTL_ZK_MAX_DATA (1024 * 1024)
 #define CTL_ZK_READ_TRIES 5          /* data and ACL from one version: attempts */
@@ -448,45 +450,15 @@ enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char
 
 /* ---- ACL text ------------------------------------------------------------ */
 
-/* ZOO_PERM_* are `const int` variables, not constants: no table here. */
-static void perms_text(int32_t perms, char *out)
-{
-    int n = 0;
-
-    if (perms & ZOO_PERM_CREATE)
-        out[n++] = 'c';
-    if (perms & ZOO_PERM_DELETE)
-        out[n++] = 'd';
-    if (perms & ZOO_PERM_READ)
-        out[n++] = 'r';
-    if (perms & ZOO_PERM_WRITE)
-        out[n++] = 'w';
-    if (perms & ZOO_PERM_ADMIN)
-        out[n++] = 'a';
-    out[n] = '\0';
-}
-
 void ctl_zk_acl_format(const struct ctl_zk_acl *acl, char *out, size_t outlen)
 {
-    size_t o = 0;
-
-    if (outlen == 0)
-        return;
-    out[0] = '\0';
-    if (acl == NULL) {
+    if (acl == NULL)
         snprintf(out, outlen, "default");
-        return;
-    }
-    for (int32_t i = 0; i < acl->v.count && o < outlen; i++) {
-        const struct ACL *a = &acl->v.data[i];
-        char perms[8];
-        int n;
+    else
+        zkacl_format(&acl->v, out, outlen);
+}
 
-        perms_text(a->perms, perms);
-        n = snprintf(out + o, outlen - o, "%s%s:%s:%s", i ? "," : "", a->id.scheme,
-                     a->id.id, perms);
-        if (n < 0)
-            break;
-        o += (size_t)n;
-    }
+int ctl_zk_acl_world_writable(const struct ctl_zk_acl *acl)
+{
+    return acl != NULL && zkacl_world_writable(&acl->v) >= 0;
 }

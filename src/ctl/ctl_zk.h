@@ -81,4 +81,8 @@ enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char
 /* "world:anyone:cdrwa,digest:u:hash:cdrwa" for messages; "default" for NULL. */
 void ctl_zk_acl_format(const struct ctl_zk_acl *acl, char *out, size_t outlen);
 
+/* 1 if the ACL lets anyone change the znode (world:anyone with WRITE or
+ * ADMIN, see zkacl.h), else 0 (also for NULL). */
+int ctl_zk_acl_world_writable(const struct ctl_zk_acl *acl);
+
 #endif

@@ -130,6 +130,21 @@ def test_show_plain(ctl, kz, znode_path):
     assert f["format"] == "plain" and f["master"] == "10.0.0.7:6379", res
     assert int(f["version"]) == st.version and int(f["mzxid"], 16) == st.mzxid, (res, st)
     assert 0 <= int(f["age"]) <= 60, res
+    # kazoo's default ACL: anyone may write it (the proxy warns about it too)
+    assert f["acl"] == "world:anyone:cdrwa" and f["world_writable"] == "yes", res
+
+
+def test_show_acl_locked_down(ctl, kz, znode_path):
+    """Only READ for world: not writable. Without ADMIN the server shows
+    digest ids redacted (user:x)."""
+    from kazoo.security import make_acl, make_digest_acl
+    zset(kz, znode_path, plain("10.0.0.7:6379"))
+    kz.set_acls(znode_path, [make_digest_acl("director", "dirpw", all=True),
+                             make_acl("world", "anyone", read=True)])
+    res = ctl.run("show")
+    f = parse_show(res.out)
+    assert res.rc == 0 and f["master"] == "10.0.0.7:6379", res
+    assert f["acl"] == "digest:director:x:cdrwa,world:anyone:r" and f["world_writable"] == "no", res
 
 
 def test_show_json_and_no_master(ctl, kz, znode_path):
