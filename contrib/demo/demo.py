@@ -531,6 +531,7 @@ class Demo:
             f.write("""# rzproxy configuration written by contrib/demo/demo.py
 zookeeper %(zk)s
 zk-session-timeout 4000
+zk-auth-digest demo:demopw       # rzproxy-ctl creates the znode for this identity only
 admin-listen %(host)s:%(admin)d       # /metrics, /healthz, /info
 loglevel notice
 
