@@ -181,7 +181,7 @@ static int read_password(struct pool *p, const char *path, struct session_state 
     }
     session_state_set_user(out, p->cf->backend_user[0] ? p->cf->backend_user : NULL,
                            strlen(p->cf->backend_user), buf, (size_t)n);
-    memset(buf, 0, sizeof(buf));
+    explicit_bzero(buf, sizeof(buf));
     return 0;
 }
 

@@ -231,11 +231,11 @@ int util_read_password_file(const char *path, char *out, size_t outlen, unsigned
     if (n == 0 || n >= outlen) {
         snprintf(err, errlen, "%s: %s", path, n == 0 ? "the first line is empty"
                                                      : "the first line is too long");
-        memset(buf, 0, sizeof(buf));
+        explicit_bzero(buf, sizeof(buf));
         return -1;
     }
     memcpy(out, buf, n);
     out[n] = '\0';
-    memset(buf, 0, sizeof(buf));
+    explicit_bzero(buf, sizeof(buf));
     return (int)n;
 }
