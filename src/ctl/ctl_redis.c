@@ -352,9 +352,11 @@ static redisReply *exchange(struct ctl_redis *r, int argc, const char **argv, ui
             goto fail;
         }
     }
+    explicit_bzero(cmd, (size_t)len);    /* AUTH's holds the password */
     redisFreeCommand(cmd);
     return reply;
 fail:
+    explicit_bzero(cmd, (size_t)len);
     redisFreeCommand(cmd);
     r->dead = 1;
     if (*fail == IO_TIMEOUT)
