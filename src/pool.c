@@ -1,10 +1,8 @@
 #include "pool.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <event2/buffer.h>
 
@@ -167,34 +165,25 @@ const char *pool_unavailable_detail(const struct pool *p)
 
 /* ---- backend credentials and TLS (pool_load_secrets) ------------------------ */
 
-/* The first line of the password file. The secret never reaches a log
- * line: errors name the file, not its content. */
+/* The backend credentials from the password file. The secret never reaches
+ * a log line: errors name the file, not its content. */
 static int read_password(struct pool *p, const char *path, struct session_state *out,
                          char *err, size_t errlen)
 {
-    char buf[4096];
-    struct stat st;
-    size_t n;
-    FILE *f = fopen(path, "r");
+    char buf[UTIL_PASSWORD_MAX + 1], why[320];
+    unsigned mode;
+    int n = util_read_password_file(path, buf, sizeof(buf), &mode, why, sizeof(why));
 
-    if (f == NULL) {
-        snprintf(err, errlen, "backend-password-file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+    if ((mode & 077) != 0)
         log_warn(p->name, "backend-password-file %s can be read by others (mode %04o): "
-                 "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    n = strcspn(buf, "\r\n");
-    if (n == 0) {
-        snprintf(err, errlen, "backend-password-file %s: the first line is empty", path);
+                 "chmod 600 it", path, mode);
+    if (n < 0) {
+        snprintf(err, errlen, "backend-password-file %s", why);
         return -1;
     }
     session_state_set_user(out, p->cf->backend_user[0] ? p->cf->backend_user : NULL,
-                           strlen(p->cf->backend_user), buf, n);
-    memset(buf, 0, sizeof(buf));
+                           strlen(p->cf->backend_user), buf, (size_t)n);
+    explicit_bzero(buf, sizeof(buf));
     return 0;
 }
 

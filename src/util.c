@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void util_oom(size_t size)
@@ -206,4 +207,35 @@ size_t util_lower(char *dst, size_t dstlen, const char *src, size_t n)
     }
     dst[i] = '\0';
     return i;
+}
+
+int util_read_password_file(const char *path, char *out, size_t outlen, unsigned *mode,
+                            char *err, size_t errlen)
+{
+    char buf[UTIL_PASSWORD_MAX + 1];
+    struct stat st;
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    *mode = 0;
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) == 0)
+        *mode = (unsigned)(st.st_mode & 07777);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    n = strcspn(buf, "\r\n");
+    if (n == 0 || n >= outlen) {
+        snprintf(err, errlen, "%s: %s", path, n == 0 ? "the first line is empty"
+                                                     : "the first line is too long");
+        explicit_bzero(buf, sizeof(buf));
+        return -1;
+    }
+    memcpy(out, buf, n);
+    out[n] = '\0';
+    explicit_bzero(buf, sizeof(buf));
+    return (int)n;
 }

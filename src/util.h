@@ -43,6 +43,18 @@ int util_parse_hostport(const char *s, char *host, size_t hostlen, int *port,
  * \xNN, output truncated to outlen-1 with "..." when it does not fit. */
 void util_escape(const char *in, size_t len, char *out, size_t outlen);
 
+/* The first line of a password file (its first 4095 bytes at most, without
+ * the line end) into out, NUL-terminated; outlen should be
+ * UTIL_PASSWORD_MAX + 1. Returns its length (at least 1), or -1 with the
+ * reason in err, which names the path and never the content. *mode gets the
+ * file's permission bits (0 when it could not be opened), also on failure,
+ * so a caller that logs can warn about a file others can read. The secret
+ * stays only in out: the caller wipes it once used. Shared by the proxy
+ * (backend-password-file) and rzproxy-ctl. */
+#define UTIL_PASSWORD_MAX 4095
+int util_read_password_file(const char *path, char *out, size_t outlen, unsigned *mode,
+                            char *err, size_t errlen) RZ_MUSTCHECK;
+
 /* ASCII lowercase copy of at most n bytes into dst (dstlen incl. NUL).
  * Returns the number of bytes copied. */
 size_t util_lower(char *dst, size_t dstlen, const char *src, size_t n);

@@ -6,6 +6,8 @@
  *   options ──> target (conf file + -p, or --zookeeper/--znode) ──> session
  *                                                                     │
  *                      show │ set-master │ failover (ctl_failover.c) <┘
+ *                                                   ^
+ *   the pool's tls* and backend-* (or --tls...) ────┘ redis connections
  *
  * Output is for people and for grep: `show` prints fixed `key: value`
  * lines; the others print what they did, one line per action. Errors are
@@ -25,7 +27,9 @@
 #include "ctl.h"
 #include "ctl_doc.h"
 #include "ctl_failover.h"
+#include "ctl_redis.h"
 #include "ctl_zk.h"
+#include "tls.h"
 #include "util.h"
 #include "znode.h"
 
@@ -39,7 +43,23 @@
 
 enum ctl_opt {
     OPT_ZOOKEEPER = 256, OPT_ZNODE, OPT_EXPECT_VERSION, OPT_TO, OPT_FROM, OPT_REPLICA,
-    OPT_TIMEOUT, OPT_SEED_ORDER,
+    OPT_TIMEOUT, OPT_SEED_ORDER, OPT_TLS, OPT_TLS_CA_CERT_FILE, OPT_TLS_CA_CERT_DIR,
+    OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE, OPT_TLS_SERVER_NAME, OPT_BACKEND_USER,
+    OPT_BACKEND_PASSWORD_FILE,
+};
+
+/* How failover talks to redis: the pool's directives of these names, each
+ * replaced by its command-line option when given. Strings NULL or "": not
+ * set. */
+struct ctl_redis_settings {
+    int tls;                         /* tls / --tls */
+    const char *tls_ca_cert_file;    /* tls-ca-cert-file / --tls-ca-cert-file */
+    const char *tls_ca_cert_dir;     /* and so on */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_server_name;
+    const char *backend_user;
+    const char *backend_password_file;
 };
 
 struct ctl_args {
@@ -54,6 +74,7 @@ struct ctl_args {
     int nreplicas;
     int timeout_ms;                  /* failover --timeout, 0 = not given */
     int seed_order;                  /* failover --seed-order */
+    struct ctl_redis_settings redis; /* --tls, --tls-*, --backend-*: overrides */
     const char *command;             /* show | set-master | failover */
     char **rest;                     /* arguments after the command */
     int nrest;
@@ -87,12 +108,20 @@ static void usage(FILE *fp)
 "\n"
 "Options:\n"
 "  -c, --conf FILE       rzproxy configuration (default %s): its `zookeeper`,\n"
-"                        `zk-auth-digest`, `zk-session-timeout`, and the pool's `znode`\n"
-"                        and `znode-format`\n"
-"  -p, --pool POOL       the pool whose znode to use (default: the only pool with one)\n"
+"                        `zk-auth-digest`, `zk-session-timeout`, and the pool's `znode`,\n"
+"                        `znode-format`, and for failover's redis connections its `tls*`,\n"
+"                        `backend-user` and `backend-password-file` (TLS verified as the\n"
+"                        proxy does it; AUTH first)\n"
+"  -p, --pool POOL       the pool whose znode and settings to use (default: the only\n"
+"                        pool with a znode)\n"
 "  --zookeeper HOSTS     ZooKeeper hosts (h:p,h:p[/chroot]); overrides the conf file\n"
 "  --znode PATH          znode path; overrides the pool's. With --zookeeper as well,\n"
 "                        no conf file is needed\n"
+"  --tls, --tls-ca-cert-file FILE, --tls-ca-cert-dir DIR, --tls-cert-file FILE,\n"
+"  --tls-key-file FILE, --tls-server-name NAME, --backend-user USER,\n"
+"  --backend-password-file FILE\n"
+"                        override the pool's directive of the same name (--tls: `tls\n"
+"                        yes`); the password is only ever read from a file\n"
 "  -v, --verbose         show the ZooKeeper library's own log on stderr\n"
 "  -h, --help            this text\n"
 "  -V, --version         print the version\n"
@@ -155,6 +184,14 @@ static int take_option(struct ctl_args *a, int c, const char *arg)
     case OPT_TO: a->to = arg; return check_hostport("--to", arg);
     case OPT_FROM: a->from = arg; return check_hostport("--from", arg);
     case OPT_SEED_ORDER: a->seed_order = 1; return 0;
+    case OPT_TLS: a->redis.tls = 1; return 0;
+    case OPT_TLS_CA_CERT_FILE: a->redis.tls_ca_cert_file = arg; return 0;
+    case OPT_TLS_CA_CERT_DIR: a->redis.tls_ca_cert_dir = arg; return 0;
+    case OPT_TLS_CERT_FILE: a->redis.tls_cert_file = arg; return 0;
+    case OPT_TLS_KEY_FILE: a->redis.tls_key_file = arg; return 0;
+    case OPT_TLS_SERVER_NAME: a->redis.tls_server_name = arg; return 0;
+    case OPT_BACKEND_USER: a->redis.backend_user = arg; return 0;
+    case OPT_BACKEND_PASSWORD_FILE: a->redis.backend_password_file = arg; return 0;
     case OPT_REPLICA:
         if (a->nreplicas == CTL_MAX_REPLICAS)
             return usage_error("too many --replica options (max %d)", CTL_MAX_REPLICAS);
@@ -211,6 +248,14 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         { "replica", required_argument, NULL, OPT_REPLICA },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "seed-order", no_argument, NULL, OPT_SEED_ORDER },
+        { "tls", no_argument, NULL, OPT_TLS },
+        { "tls-ca-cert-file", required_argument, NULL, OPT_TLS_CA_CERT_FILE },
+        { "tls-ca-cert-dir", required_argument, NULL, OPT_TLS_CA_CERT_DIR },
+        { "tls-cert-file", required_argument, NULL, OPT_TLS_CERT_FILE },
+        { "tls-key-file", required_argument, NULL, OPT_TLS_KEY_FILE },
+        { "tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME },
+        { "backend-user", required_argument, NULL, OPT_BACKEND_USER },
+        { "backend-password-file", required_argument, NULL, OPT_BACKEND_PASSWORD_FILE },
         { NULL, 0, NULL, 0 },
     };
     int c, rc;
@@ -298,6 +343,7 @@ static int target_from_conf(const struct ctl_args *a, struct conf *c, struct ctl
     t->session_timeout_ms = c->zk_session_timeout_ms;
     if (p != NULL) {
         t->pool = p->name;
+        t->cf = p;
         t->znode = p->znode;
         t->format = (enum znode_format)p->znode_format;
     }
@@ -347,6 +393,105 @@ static int resolve_target(const struct ctl_args *a, struct conf *c, int loaded,
         return -1;
     }
     return 0;
+}
+
+/* ---- redis: TLS and credentials of failover's connections ---------------- */
+
+static int is_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* a's overrides over the pool's directives, into out, checked as the conf
+ * parser checks a pool. 0, or a usage error. */
+static int resolve_redis(const struct ctl_args *a, const struct ctl_target *t,
+                         struct ctl_redis_settings *out)
+{
+    const struct ctl_redis_settings *o = &a->redis;
+    const struct conf_pool *p = t->cf;
+
+    out->tls = o->tls || (p != NULL && p->tls);
+/* the option when given (even ""), else the pool's directive */
+#define PICK(f) out->f = o->f != NULL ? o->f : p != NULL ? p->f : NULL
+    PICK(tls_ca_cert_file);
+    PICK(tls_ca_cert_dir);
+    PICK(tls_cert_file);
+    PICK(tls_key_file);
+    PICK(tls_server_name);
+    PICK(backend_user);
+    PICK(backend_password_file);
+#undef PICK
+    if (!out->tls && (is_set(out->tls_ca_cert_file) || is_set(out->tls_ca_cert_dir) ||
+                      is_set(out->tls_cert_file) || is_set(out->tls_server_name)))
+        return usage_error("--tls-* options without TLS: give --tls too%s",
+                           p != NULL ? " (the pool has `tls no`)" : "");
+    if (is_set(out->tls_cert_file) != is_set(out->tls_key_file))
+        return usage_error("%s", "--tls-cert-file and --tls-key-file go together");
+    if (is_set(out->backend_user) && !is_set(out->backend_password_file))
+        return usage_error("%s", "--backend-user needs a backend-password-file");
+    return 0;
+}
+
+/* The settings loaded for ctl_failover_run: the TLS context and the
+ * password (wiped by redis_unload). */
+struct ctl_redis_loaded {
+    struct ctl_redis_conf conf;      /* points into this struct and the settings */
+    char password[UTIL_PASSWORD_MAX + 1];
+};
+
+/* Read the password file and build the TLS context, before anything
+ * changes. 0, or -1 (message printed). The password is never printed. */
+static int redis_load(const struct ctl_redis_settings *s, struct ctl_redis_loaded *l)
+{
+    char err[600];
+    unsigned mode;
+    int n;
+
+    memset(l, 0, sizeof(*l));
+    if (is_set(s->backend_password_file)) {
+        n = util_read_password_file(s->backend_password_file, l->password, sizeof(l->password),
+                                    &mode, err, sizeof(err));
+        if ((mode & 077) != 0)
+            fprintf(stderr, "rzproxy-ctl: warning: backend-password-file %s can be read by "
+                    "others (mode %04o): chmod 600 it\n", s->backend_password_file, mode);
+        if (n < 0) {
+            fprintf(stderr, "rzproxy-ctl: backend-password-file %s; nothing changed\n", err);
+            return -1;
+        }
+        l->conf.password = l->password;
+        l->conf.user = is_set(s->backend_user) ? s->backend_user : NULL;
+    }
+    if (s->tls) {
+        struct conf_pool tc;
+
+        /* the pool tls_ctx_new wants: the fields it reads, as the conf
+         * parser leaves them ("" when not set) */
+        memset(&tc, 0, sizeof(tc));
+        tc.tls = 1;
+        tc.tls_ca_cert_file = xstrdup(s->tls_ca_cert_file ? s->tls_ca_cert_file : "");
+        tc.tls_ca_cert_dir = xstrdup(s->tls_ca_cert_dir ? s->tls_ca_cert_dir : "");
+        tc.tls_cert_file = xstrdup(s->tls_cert_file ? s->tls_cert_file : "");
+        tc.tls_key_file = xstrdup(s->tls_key_file ? s->tls_key_file : "");
+        l->conf.tls = tls_ctx_new(&tc, err, sizeof(err));
+        free(tc.tls_ca_cert_file);
+        free(tc.tls_ca_cert_dir);
+        free(tc.tls_cert_file);
+        free(tc.tls_key_file);
+        if (l->conf.tls == NULL) {
+            fprintf(stderr, "rzproxy-ctl: TLS: %s; nothing changed\n", err);
+            explicit_bzero(l->password, sizeof(l->password));
+            return -1;
+        }
+        l->conf.tls_server_name = s->tls_server_name;
+    }
+    return 0;
+}
+
+static void redis_unload(struct ctl_redis_loaded *l)
+{
+    if (l->conf.tls != NULL)
+        tls_ctx_free(l->conf.tls);
+    explicit_bzero(l->password, sizeof(l->password));
 }
 
 /* ---- show ---------------------------------------------------------------- */
@@ -508,22 +653,31 @@ static int cmd_set_master(const struct ctl_target *t, struct ctl_zk *zk, const c
 
 /* ---- main ---------------------------------------------------------------- */
 
-static int run(const struct ctl_args *a, const struct ctl_target *t)
+static int run(const struct ctl_args *a, const struct ctl_target *t,
+               const struct ctl_redis_settings *rs)
 {
     struct ctl_failover_opts fo = {
         .to = a->to, .from = a->from, .replicas = (const char **)a->replicas,
         .nreplicas = a->nreplicas, .seed_order = a->seed_order,
         .timeout_ms = a->timeout_ms ? a->timeout_ms : CTL_FAILOVER_TIMEOUT_MS,
     };
+    int failover = strcmp(a->command, "failover") == 0;
+    struct ctl_redis_loaded rl;
     struct ctl_zk *zk;
     char err[512];
     int rc;
 
+    /* only failover talks to redis */
+    if (failover && redis_load(rs, &rl) != 0)
+        return CTL_EXIT_FAIL;
+    if (failover)
+        fo.redis = &rl.conf;
     zk = ctl_zk_open(t->zookeeper, t->digest, t->session_timeout_ms, CTL_ZK_WAIT_MS, t->verbose,
                      err, sizeof(err));
     if (zk == NULL) {
         fprintf(stderr, "rzproxy-ctl: %s; nothing changed\n", err);
-        return CTL_EXIT_FAIL;
+        rc = CTL_EXIT_FAIL;
+        goto out;
     }
     if (strcmp(a->command, "show") == 0)
         rc = cmd_show(t, zk);
@@ -532,12 +686,16 @@ static int run(const struct ctl_args *a, const struct ctl_target *t)
     else
         rc = ctl_failover_run(t, zk, &fo);
     ctl_zk_close(zk);
+out:
+    if (failover)
+        redis_unload(&rl);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     struct ctl_args a;
+    struct ctl_redis_settings rs;
     struct ctl_target t;
     struct conf c;
     int rc, loaded = 0;
@@ -548,7 +706,11 @@ int main(int argc, char **argv)
         return rc;
     if (load_conf(&a, &c, &loaded) != 0)
         return CTL_EXIT_FAIL;
-    rc = resolve_target(&a, &c, loaded, &t) == 0 ? run(&a, &t) : CTL_EXIT_FAIL;
+    memset(&rs, 0, sizeof(rs));
+    if (resolve_target(&a, &c, loaded, &t) != 0)
+        rc = CTL_EXIT_FAIL;
+    else if ((rc = resolve_redis(&a, &t, &rs)) == 0)
+        rc = run(&a, &t, &rs);
     if (loaded)
         conf_free(&c);
     return rc;

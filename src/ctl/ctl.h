@@ -13,6 +13,8 @@
 
 #include "znode.h"
 
+struct conf_pool;
+
 enum ctl_exit {
     CTL_EXIT_OK = 0,                 /* done */
     CTL_EXIT_FAIL = 1,               /* failed; the message says what state is left */
@@ -25,6 +27,7 @@ struct ctl_target {
     const char *digest;              /* zk-auth-digest "user:password", "" = none */
     const char *znode;               /* absolute path of the master znode */
     const char *pool;                /* pool it came from, NULL with --znode alone */
+    const struct conf_pool *cf;      /* that pool's directives (tls*, backend-*), or NULL */
     enum znode_format format;        /* the pool's znode-format (AUTO without a pool) */
     int session_timeout_ms;          /* zk-session-timeout to ask for */
     int verbose;                     /* -v: the ZooKeeper library's log on stderr */

@@ -135,10 +135,12 @@ static int node_set(struct node *n, const char *name)
     return ctl_doc_split(name, n->host, sizeof(n->host), &n->port);
 }
 
-static struct ctl_redis *node_connect(const struct node *n, int timeout_ms, char *err,
-                                      size_t errlen)
+/* A connection to n with the pool's TLS and credentials. *refused (unless
+ * NULL): n answered but would not have us (see ctl_redis_connect). */
+static struct ctl_redis *node_connect(struct fo *f, const struct node *n, int timeout_ms,
+                                      int *refused, char *err, size_t errlen)
 {
-    return ctl_redis_connect(n->host, n->port, timeout_ms, err, errlen);
+    return ctl_redis_connect(n->host, n->port, timeout_ms, f->o->redis, refused, err, errlen);
 }
 
 /* INFO server's run_id into out. 0, or -1 with the reason in err (out ""). */
@@ -242,15 +244,19 @@ static int read_znode(struct fo *f)
 }
 
 /* NEW answers, is a replica (or the old master is gone), and is not the old
- * master under another name. Keeps both connections for later steps. */
+ * master under another name; neither refuses our TLS or credentials (an old
+ * master that answers but will not have us cannot be fenced). Keeps both
+ * connections for later steps. */
 static int preflight(struct fo *f)
 {
     char err[ERRLEN], role[32] = "", link[32] = "", *info;
+    int refused = 0;
 
-    f->newr = node_connect(&f->new, f->o->timeout_ms, err, sizeof(err));
+    f->newr = node_connect(f, &f->new, f->o->timeout_ms, &refused, err, sizeof(err));
     info = f->newr != NULL ? ctl_redis_info(f->newr, "replication", err, sizeof(err)) : NULL;
     if (info == NULL) {
-        fprintf(stderr, "rzproxy-ctl: new master %s does not answer: %s; nothing changed\n",
+        fprintf(stderr, refused ? "rzproxy-ctl: cannot use new master %s: %s; nothing changed\n"
+                        : "rzproxy-ctl: new master %s does not answer: %s; nothing changed\n",
                 f->new.name, err);
         return -1;
     }
@@ -262,7 +268,12 @@ static int preflight(struct fo *f)
                 f->new.name, err);
         return -1;
     }
-    f->oldr = node_connect(&f->old, NODE_TIMEOUT_MS, err, sizeof(err));
+    f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, &refused, err, sizeof(err));
+    if (f->oldr == NULL && refused) {
+        fprintf(stderr, "rzproxy-ctl: cannot use old master %s: %s: it could not be fenced; "
+                "nothing changed\n", f->old.name, err);
+        return -1;
+    }
     if (f->oldr != NULL &&
         read_runid(f->oldr, f->old_runid, sizeof(f->old_runid), err, sizeof(err)) != 0) {
         ctl_redis_close(f->oldr);    /* hung: step 2 tries once more */
@@ -294,7 +305,7 @@ static void undo_pause(struct fo *f)
         return;
     if (!ctl_redis_alive(f->oldr)) {
         ctl_redis_close(f->oldr);
-        f->oldr = node_connect(&f->old, NODE_TIMEOUT_MS, err, sizeof(err));
+        f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     }
     if (f->oldr != NULL &&
         ctl_redis_run(f->oldr, NULL, err, sizeof(err), "CLIENT", "UNPAUSE", NULL) == 0) {
@@ -448,7 +459,7 @@ static int step_pause(struct fo *f)
     int pause_ms = f->o->timeout_ms + CTL_FAILOVER_PAUSE_EXTRA_MS;
 
     if (f->oldr == NULL)
-        f->oldr = node_connect(&f->old, NODE_TIMEOUT_MS, err, sizeof(err));
+        f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     if (f->oldr == NULL)
         return pause_unreachable(f, err);
     snprintf(ms, sizeof(ms), "%d", pause_ms);
@@ -504,8 +515,8 @@ static int poll_new(struct fo *f, uint64_t deadline, char *status, size_t status
 
     if (!ctl_redis_alive(f->newr)) {
         ctl_redis_close(f->newr);
-        f->newr = node_connect(&f->new, remaining < NODE_TIMEOUT_MS ? remaining : NODE_TIMEOUT_MS,
-                               err, sizeof(err));
+        f->newr = node_connect(f, &f->new, remaining < NODE_TIMEOUT_MS ? remaining : NODE_TIMEOUT_MS,
+                               NULL, err, sizeof(err));
         if (f->newr == NULL) {
             snprintf(status, statuslen, "unreachable: %s", err);
             return -1;
@@ -556,7 +567,7 @@ static int step_wait(struct fo *f)
 static void report_new_role(struct fo *f)
 {
     char err[ERRLEN], role[32] = "unknown", *info;
-    struct ctl_redis *r = node_connect(&f->new, NODE_TIMEOUT_MS, err, sizeof(err));
+    struct ctl_redis *r = node_connect(f, &f->new, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
 
     info = r != NULL ? ctl_redis_info(r, "replication", err, sizeof(err)) : NULL;
     if (info != NULL && ctl_redis_info_field(info, "role", role, sizeof(role)) != 0)
@@ -576,7 +587,7 @@ static int step_promote(struct fo *f)
 
     if (!ctl_redis_alive(f->newr)) {
         ctl_redis_close(f->newr);
-        f->newr = node_connect(&f->new, f->o->timeout_ms, err, sizeof(err));
+        f->newr = node_connect(f, &f->new, f->o->timeout_ms, NULL, err, sizeof(err));
     }
     if (f->newr == NULL || ctl_redis_set_timeout(f->newr, f->o->timeout_ms) != 0 ||
         ctl_redis_run(f->newr, NULL, err, sizeof(err), "SLAVEOF", "NO", "ONE", NULL) != 0) {
@@ -622,7 +633,7 @@ static void collect_others(struct fo *f)
  * is NEW's (NEW under another name) is skipped: it must not follow itself. */
 static int repoint(struct fo *f, const struct node *n, int *skipped, char *err, size_t errlen)
 {
-    struct ctl_redis *r = node_connect(n, NODE_TIMEOUT_MS, err, errlen);
+    struct ctl_redis *r = node_connect(f, n, NODE_TIMEOUT_MS, NULL, err, errlen);
     char port[16], runid[64];
     int rc;
 
@@ -668,7 +679,7 @@ static void demote_old(struct fo *f, int step)
     snprintf(port, sizeof(port), "%d", f->new.port);
     if (f->oldr == NULL || !ctl_redis_alive(f->oldr)) {
         ctl_redis_close(f->oldr);
-        f->oldr = node_connect(&f->old, NODE_TIMEOUT_MS, err, sizeof(err));
+        f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     }
     if (f->oldr != NULL &&
         ctl_redis_run(f->oldr, NULL, err, sizeof(err), "SLAVEOF", f->new.host, port, NULL) == 0) {
@@ -743,10 +754,30 @@ static int finish(struct fo *f, int rc)
 
 /* ---- the two orders ------------------------------------------------------ */
 
+/* How the redis connections are made, when it is more than plain TCP (the
+ * password is never shown). */
+static void say_redis(struct fo *f)
+{
+    const struct ctl_redis_conf *c = f->o->redis;
+    char tls[300] = "", auth[300] = "";
+
+    if (c == NULL || (c->tls == NULL && c->password == NULL))
+        return;
+    if (c->tls != NULL)
+        snprintf(tls, sizeof(tls), "TLS (certificates verified, name: %s)",
+                 c->tls_server_name && c->tls_server_name[0] ? c->tls_server_name
+                                                             : "the host connected to");
+    if (c->password != NULL)
+        snprintf(auth, sizeof(auth), "AUTH as %s", c->user && c->user[0] ? c->user
+                                                   : "the default user");
+    say(f, "redis connections: %s%s%s", tls, tls[0] && auth[0] ? ", " : "", auth);
+}
+
 static int run_fenced(struct fo *f)
 {
     int rc;
 
+    say_redis(f);
     if (read_znode(f) != 0 || preflight(f) != 0)
         return CTL_EXIT_FAIL;
     collect_others(f);
@@ -765,7 +796,7 @@ static void seed_read_replicas(struct fo *f)
 {
     char err[ERRLEN], *info;
 
-    f->oldr = node_connect(&f->old, NODE_TIMEOUT_MS, err, sizeof(err));
+    f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     info = f->oldr != NULL ? ctl_redis_info(f->oldr, "replication", err, sizeof(err)) : NULL;
     if (info != NULL)
         note_replicas(f, info);
@@ -778,6 +809,7 @@ static int run_seed(struct fo *f)
 
     say(f, "--seed-order: the seed's UNSAFE order (no pause, no offset wait): acknowledged "
         "writes %s has not received are lost", f->new.name);
+    say_redis(f);
     if (read_znode(f) != 0)
         return CTL_EXIT_FAIL;
     collect_others(f);
@@ -785,7 +817,7 @@ static int run_seed(struct fo *f)
         return CTL_EXIT_FAIL;
     seed_read_replicas(f);
     demote_old(f, 2);
-    f->newr = node_connect(&f->new, f->o->timeout_ms, err, sizeof(err));
+    f->newr = node_connect(f, &f->new, f->o->timeout_ms, NULL, err, sizeof(err));
     if (f->newr == NULL ||
         ctl_redis_run(f->newr, NULL, err, sizeof(err), "SLAVEOF", "NO", "ONE", NULL) != 0) {
         fprintf(stderr, "rzproxy-ctl: failover failed: SLAVEOF NO ONE on %s: %s\n", f->new.name,

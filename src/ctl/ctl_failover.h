@@ -8,6 +8,7 @@
 #define RZ_CTL_FAILOVER_H
 
 #include "ctl.h"
+#include "ctl_redis.h"
 #include "ctl_zk.h"
 
 #define CTL_FAILOVER_TIMEOUT_MS 5000    /* --timeout default */
@@ -20,6 +21,8 @@ struct ctl_failover_opts {
     int nreplicas;
     int timeout_ms;                  /* bounds each wait for NEW (preflight, offset) */
     int seed_order;                  /* 1: the seed's unsafe order, no fencing */
+    const struct ctl_redis_conf *redis; /* TLS and AUTH for every redis connection; NULL:
+                                        plain, no AUTH */
 };
 
 /* Run it against t's znode over the open session zk, printing one line per

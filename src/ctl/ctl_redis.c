@@ -1,40 +1,65 @@
 /*
  * ctl_redis: blocking redis commands for rzproxy-ctl (see ctl_redis.h).
  *
- * hiredis's synchronous API is enough here: the director runs one step at a
- * time and every step must finish (or time out) before the next one starts.
- * hiredis marks the context with ->err after an I/O error or a timeout, and
- * such a context cannot be used again: we keep that rule visible through
- * ctl_redis_alive().
+ * The director runs one step at a time and every step must finish (or time
+ * out) before the next one starts, so each call blocks. The socket itself is
+ * non-blocking and every wait is a poll() against the call's deadline: one
+ * bound for a whole command, which SO_RCVTIMEO (per read) would not give,
+ * and the same loop serves plain TCP and TLS (whose reads may have to write
+ * and whose writes may have to read).
+ *
+ *   ctl_redis_connect: resolve, TCP connect ─> TLS handshake ─> AUTH
+ *   run_argv: redisFormatCommandArgv ─> write all ─> read and feed
+ *             hiredis's reader until one reply is complete
+ *
+ * hiredis 0.14's synchronous context cannot speak TLS (hiredis_ssl came
+ * with 1.0), hence the socket of our own; its reader parses the replies.
+ * An I/O error, a protocol error or a timeout marks the connection dead,
+ * the rule ctl_redis_alive() makes visible.
  */
 #include "ctl_redis.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tls.h"
 
 #define CTL_REDIS_MAX_ARGS 16        /* more than any command the ctl sends */
+#define READ_CHUNK 16384             /* bytes per read */
+#define CLOSED_TEXT "Server closed the connection"   /* hiredis's words for it */
 
 struct ctl_redis {
-    redisContext *ctx;               /* hiredis context; ->err set = dead */
+    int fd;                          /* non-blocking socket, -1 once closed */
+    SSL *ssl;                        /* TLS session on fd; NULL: plain */
+    redisReader *reader;             /* hiredis's reply parser */
+    int timeout_ms;                  /* bound of each command */
+    int dead;                        /* an I/O error or a timeout happened */
+    int cert_asked;                  /* the TLS server asked for our certificate */
     char name[300];                  /* "host:port" or "[v6]:port", for messages */
 };
 
-static struct timeval ms_to_tv(int ms)
-{
-    struct timeval tv;
-
-    if (ms < 1)
-        ms = 1;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
-}
+/* Why an I/O call failed. */
+enum io_fail {
+    IO_TIMEOUT,                      /* the deadline passed: "no answer in time" */
+    IO_CLOSED,                       /* the peer hung up */
+    IO_ERROR,                        /* errno: its text is in the error buffer */
+    IO_TLS,                          /* TLS not agreed (a certificate, an alert, the
+                                        protocol): tls_error()'s text */
+};
 
 static void format_name(char *out, size_t outlen, const char *host, int port)
 {
@@ -44,57 +69,240 @@ static void format_name(char *out, size_t outlen, const char *host, int port)
         snprintf(out, outlen, "%s:%d", host, port);
 }
 
-struct ctl_redis *ctl_redis_connect(const char *host, int port, int timeout_ms,
-                                    char *err, size_t errlen)
+static uint64_t deadline_in(int ms)
 {
-    struct ctl_redis *r = xcalloc(1, sizeof(*r));
-
-    format_name(r->name, sizeof(r->name), host, port);
-    r->ctx = redisConnectWithTimeout(host, port, ms_to_tv(timeout_ms));
-    if (r->ctx == NULL) {
-        snprintf(err, errlen, "%s: cannot allocate a redis context", r->name);
-        free(r);
-        return NULL;
-    }
-    if (r->ctx->err != 0) {
-        snprintf(err, errlen, "%s: %s", r->name, r->ctx->errstr);
-        ctl_redis_close(r);
-        return NULL;
-    }
-    if (redisSetTimeout(r->ctx, ms_to_tv(timeout_ms)) != REDIS_OK) {
-        snprintf(err, errlen, "%s: cannot set the command timeout: %s", r->name,
-                 strerror(errno));
-        ctl_redis_close(r);
-        return NULL;
-    }
-    return r;
+    return util_now_ms() + (uint64_t)(ms < 1 ? 1 : ms);
 }
 
-void ctl_redis_close(struct ctl_redis *r)
+/* Wait until fd is readable (for_write 0) or writable before deadline.
+ * 0 (also on POLLERR/POLLHUP: the next call says what happened), or -1
+ * with errno (ETIMEDOUT when the deadline passed). */
+static int wait_fd(int fd, int for_write, uint64_t deadline)
 {
-    if (r == NULL)
-        return;
-    if (r->ctx != NULL)
-        redisFree(r->ctx);
-    free(r);
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = for_write ? POLLOUT : POLLIN };
+        uint64_t now = util_now_ms();
+        uint64_t left = deadline > now ? deadline - now : 0;
+        int n;
+
+        if (left == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
-int ctl_redis_alive(const struct ctl_redis *r)
-{
-    return r != NULL && r->ctx != NULL && r->ctx->err == 0;
-}
+/* ---- TCP connect --------------------------------------------------------- */
 
-int ctl_redis_set_timeout(struct ctl_redis *r, int timeout_ms)
+/* One address: a non-blocking socket connected before deadline. The fd, or
+ * -1 with errno. */
+static int connect_addr(const struct addrinfo *ai, uint64_t deadline)
 {
-    if (!ctl_redis_alive(r))
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, soerr = 0, saved;
+    socklen_t len = sizeof(soerr);
+
+    if (fd < 0)
         return -1;
-    return redisSetTimeout(r->ctx, ms_to_tv(timeout_ms)) == REDIS_OK ? 0 : -1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        return fd;
+    if (errno != EINPROGRESS)
+        goto fail;
+    if (wait_fd(fd, 1, deadline) != 0)
+        goto fail;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+        goto fail;
+    if (soerr == 0)
+        return fd;
+    errno = soerr;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
 
-const char *ctl_redis_name(const struct ctl_redis *r)
+/* Every address host resolves to, in order, until one connects. */
+static int tcp_connect(struct ctl_redis *r, const char *host, int port, uint64_t deadline,
+                       char *err, size_t errlen)
 {
-    return r->name;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res, *ai;
+    char portstr[16];
+    int rc, saved = 0;
+
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", r->name,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai != NULL && r->fd < 0; ai = ai->ai_next) {
+        r->fd = connect_addr(ai, deadline);
+        if (r->fd < 0)
+            saved = errno;
+    }
+    freeaddrinfo(res);
+    if (r->fd < 0) {
+        snprintf(err, errlen, "%s: %s", r->name, strerror(saved));
+        return -1;
+    }
+    return 0;
 }
+
+/* ---- TLS ----------------------------------------------------------------- */
+
+/* After an SSL_* call returned n <= 0: wait for what it wants (0), or say
+ * why it failed (-1, *fail and err set). */
+static int tls_wait_or_fail(struct ctl_redis *r, int n, uint64_t deadline, enum io_fail *fail,
+                            char *err, size_t errlen)
+{
+    int e = SSL_get_error(r->ssl, n);
+
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (wait_fd(r->fd, e == SSL_ERROR_WANT_WRITE, deadline) == 0)
+            return 0;
+        *fail = errno == ETIMEDOUT ? IO_TIMEOUT : IO_ERROR;
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    /* errno was cleared before the call: 0 here is a plain hang-up */
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        *fail = e == SSL_ERROR_SYSCALL && errno != 0 ? IO_ERROR : IO_CLOSED;
+        snprintf(err, errlen, "%s", *fail == IO_ERROR ? strerror(errno) : CLOSED_TEXT);
+        return -1;
+    }
+    *fail = IO_TLS;
+    tls_error(r->ssl, err, errlen);
+    return -1;
+}
+
+/* OpenSSL calls this when the server asks for a client certificate. */
+static int note_cert_request(SSL *s, void *arg)
+{
+    (void)s;
+    ((struct ctl_redis *)arg)->cert_asked = 1;
+    return 1;
+}
+
+/* The handshake, before deadline. 0, or -1 with err; *refused when the
+ * server answered but TLS was not agreed (its certificate, its protocol).
+ * With TLS 1.3 the server judges our certificate after we are done: its
+ * verdict comes with the first reply (see ctl_redis_connect). */
+static int tls_handshake(struct ctl_redis *r, const struct ctl_redis_conf *conf,
+                         const char *host, uint64_t deadline, int *refused, char *err,
+                         size_t errlen)
+{
+    char why[256];
+    enum io_fail fail = IO_ERROR;
+    int n;
+
+    r->ssl = tls_session_new(conf->tls, host, conf->tls_server_name, why, sizeof(why));
+    if (r->ssl == NULL || SSL_set_fd(r->ssl, r->fd) != 1) {
+        if (r->ssl != NULL)
+            tls_error(r->ssl, why, sizeof(why));
+        *refused = 1;
+        snprintf(err, errlen, "TLS handshake with %s failed: %s", r->name, why);
+        return -1;
+    }
+    SSL_set_cert_cb(r->ssl, note_cert_request, r);
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        n = SSL_connect(r->ssl);
+        if (n == 1)
+            return 0;
+        if (tls_wait_or_fail(r, n, deadline, &fail, why, sizeof(why)) != 0)
+            break;
+    }
+    *refused = fail == IO_TLS;
+    snprintf(err, errlen, "TLS handshake with %s failed: %s", r->name,
+             fail == IO_TIMEOUT ? "no answer in time" : why);
+    return -1;
+}
+
+/* ---- bytes in and out ---------------------------------------------------- */
+
+/* Write all of buf before deadline. 0, or -1 (*fail, err). */
+static int write_all(struct ctl_redis *r, const char *buf, size_t len, uint64_t deadline,
+                     enum io_fail *fail, char *err, size_t errlen)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t n;
+
+        if (r->ssl != NULL) {
+            ERR_clear_error();
+            errno = 0;
+            n = SSL_write(r->ssl, buf + off, (int)(len - off > INT_MAX ? INT_MAX : len - off));
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            if (tls_wait_or_fail(r, (int)n, deadline, fail, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        n = write(r->fd, buf + off, len - off);
+        if (n >= 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || wait_fd(r->fd, 1, deadline) != 0) {
+            *fail = errno == ETIMEDOUT ? IO_TIMEOUT : IO_ERROR;
+            snprintf(err, errlen, "%s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Some bytes into buf before deadline: how many (> 0), or -1 (*fail, err). */
+static ssize_t read_some(struct ctl_redis *r, char *buf, size_t len, uint64_t deadline,
+                         enum io_fail *fail, char *err, size_t errlen)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (r->ssl != NULL) {
+            ERR_clear_error();
+            errno = 0;
+            n = SSL_read(r->ssl, buf, (int)len);
+            if (n > 0)
+                return n;
+            if (tls_wait_or_fail(r, (int)n, deadline, fail, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        n = read(r->fd, buf, len);
+        if (n > 0)
+            return n;
+        if (n == 0) {
+            *fail = IO_CLOSED;
+            snprintf(err, errlen, CLOSED_TEXT);
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || wait_fd(r->fd, 0, deadline) != 0) {
+            *fail = errno == ETIMEDOUT ? IO_TIMEOUT : IO_ERROR;
+            snprintf(err, errlen, "%s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* ---- commands ------------------------------------------------------------ */
 
 /* The reply's text for the caller: status and strings as they are, other
  * types as "". */
@@ -105,23 +313,186 @@ static char *reply_text(const redisReply *rep)
     return xstrdup("");
 }
 
+/* Send argv and read its reply before deadline. The reply (free with
+ * freeReplyObject), or NULL with the bare reason in why and its kind in
+ * *fail; the connection is then dead. */
+static redisReply *exchange(struct ctl_redis *r, int argc, const char **argv, uint64_t deadline,
+                            enum io_fail *fail, char *why, size_t whylen)
+{
+    char buf[READ_CHUNK], *cmd = NULL;
+    void *reply = NULL;
+    int len;
+
+    *fail = IO_ERROR;
+    if (!ctl_redis_alive(r)) {
+        snprintf(why, whylen, "connection already failed");
+        return NULL;
+    }
+    len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
+    if (len < 0) {
+        snprintf(why, whylen, "cannot format the command");
+        return NULL;
+    }
+    if (write_all(r, cmd, (size_t)len, deadline, fail, why, whylen) != 0)
+        goto fail;
+    for (;;) {
+        ssize_t n;
+
+        if (redisReaderGetReply(r->reader, &reply) != REDIS_OK) {
+            snprintf(why, whylen, "protocol error: %s", r->reader->errstr);
+            goto fail;
+        }
+        if (reply != NULL)
+            break;
+        n = read_some(r, buf, sizeof(buf), deadline, fail, why, whylen);
+        if (n < 0)
+            goto fail;
+        if (redisReaderFeed(r->reader, buf, (size_t)n) != REDIS_OK) {
+            snprintf(why, whylen, "protocol error: %s", r->reader->errstr);
+            goto fail;
+        }
+    }
+    explicit_bzero(cmd, (size_t)len);    /* AUTH's holds the password */
+    redisFreeCommand(cmd);
+    return reply;
+fail:
+    explicit_bzero(cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    r->dead = 1;
+    if (*fail == IO_TIMEOUT)
+        snprintf(why, whylen, "no answer in time");
+    return NULL;
+}
+
+/*
+ * The connection's first command, before deadline: AUTH [user] password
+ * when conf has a password, else PING over TLS (a TLS 1.3 server judges
+ * our certificate after the handshake, so its verdict arrives here; a PING
+ * refused for want of AUTH still proves TLS agreed). Plain without a
+ * password: nothing. 0, or -1 with err and *refused when the server would
+ * not have us. Only the command's name ever appears in err.
+ */
+static int first_command(struct ctl_redis *r, const struct ctl_redis_conf *conf,
+                         uint64_t deadline, int *refused, char *err, size_t errlen)
+{
+    const char *argv[3] = { "AUTH" };
+    int argc = 1, auth = conf->password != NULL;
+    enum io_fail fail;
+    redisReply *rep;
+    char why[256];
+
+    if (!auth && conf->tls == NULL)
+        return 0;
+    if (!auth)
+        argv[0] = "PING";
+    if (auth && conf->user != NULL && conf->user[0] != '\0')
+        argv[argc++] = conf->user;
+    if (auth)
+        argv[argc++] = conf->password;
+    rep = exchange(r, argc, argv, deadline, &fail, why, sizeof(why));
+    if (rep == NULL && fail != IO_TLS && fail != IO_TIMEOUT && r->cert_asked &&
+        SSL_get_certificate(r->ssl) == NULL) {
+        /* Its refusal (an alert) may be lost to the reset that our first
+         * command's bytes cause on a socket it has closed. */
+        *refused = 1;
+        snprintf(err, errlen, "TLS handshake with %s failed: it asked for a client certificate "
+                 "and none is set (tls-cert-file); then: %s", r->name, why);
+        return -1;
+    }
+    if (rep == NULL) {
+        *refused = fail == IO_TLS;
+        if (fail == IO_TLS)
+            snprintf(err, errlen, "TLS handshake with %s failed: %s", r->name, why);
+        else
+            snprintf(err, errlen, "%s: %s: %s", r->name, argv[0], why);
+        return -1;
+    }
+    if (auth && rep->type == REDIS_REPLY_ERROR) {
+        *refused = 1;
+        snprintf(err, errlen, "AUTH refused by %s: %.*s", r->name, (int)rep->len, rep->str);
+        freeReplyObject(rep);
+        return -1;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+struct ctl_redis *ctl_redis_connect(const char *host, int port, int timeout_ms,
+                                    const struct ctl_redis_conf *conf, int *refused,
+                                    char *err, size_t errlen)
+{
+    struct ctl_redis *r = xcalloc(1, sizeof(*r));
+    uint64_t deadline = deadline_in(timeout_ms);
+    int no;
+
+    if (refused == NULL)
+        refused = &no;
+    *refused = 0;
+    r->fd = -1;
+    r->timeout_ms = timeout_ms < 1 ? 1 : timeout_ms;
+    format_name(r->name, sizeof(r->name), host, port);
+    r->reader = redisReaderCreate();
+    if (r->reader == NULL)
+        util_oom(sizeof(redisReader));
+    if (tcp_connect(r, host, port, deadline, err, errlen) != 0)
+        goto fail;
+    if (conf != NULL && conf->tls != NULL &&
+        tls_handshake(r, conf, host, deadline, refused, err, errlen) != 0)
+        goto fail;
+    if (conf != NULL && first_command(r, conf, deadline, refused, err, errlen) != 0)
+        goto fail;
+    return r;
+fail:
+    ctl_redis_close(r);
+    return NULL;
+}
+
+void ctl_redis_close(struct ctl_redis *r)
+{
+    if (r == NULL)
+        return;
+    if (r->ssl != NULL) {
+        /* close_notify when the connection is still good; no waiting */
+        if (!r->dead && SSL_is_init_finished(r->ssl))
+            (void)SSL_shutdown(r->ssl);
+        SSL_free(r->ssl);
+    }
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->reader != NULL)
+        redisReaderFree(r->reader);
+    free(r);
+}
+
+int ctl_redis_alive(const struct ctl_redis *r)
+{
+    return r != NULL && r->fd >= 0 && !r->dead;
+}
+
+int ctl_redis_set_timeout(struct ctl_redis *r, int timeout_ms)
+{
+    if (!ctl_redis_alive(r))
+        return -1;
+    r->timeout_ms = timeout_ms < 1 ? 1 : timeout_ms;
+    return 0;
+}
+
+const char *ctl_redis_name(const struct ctl_redis *r)
+{
+    return r->name;
+}
+
 static int run_argv(struct ctl_redis *r, int argc, const char **argv, char **out,
                     char *err, size_t errlen)
 {
-    redisReply *rep;
+    enum io_fail fail;
+    char why[256];
+    redisReply *rep = exchange(r, argc, argv, deadline_in(r->timeout_ms), &fail, why,
+                               sizeof(why));
     int rc = 0;
 
-    if (!ctl_redis_alive(r)) {
-        snprintf(err, errlen, "%s: connection already failed", r->name);
-        return -1;
-    }
-    rep = redisCommandArgv(r->ctx, argc, argv, NULL);
     if (rep == NULL) {
-        /* hiredis says "Resource temporarily unavailable" for SO_RCVTIMEO */
-        if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
-            snprintf(err, errlen, "%s: %s: no answer in time", r->name, argv[0]);
-        else
-            snprintf(err, errlen, "%s: %s: %s", r->name, argv[0], r->ctx->errstr);
+        snprintf(err, errlen, "%s: %s: %s", r->name, argv[0], why);
         return -1;
     }
     if (rep->type == REDIS_REPLY_ERROR) {

@@ -1,13 +1,17 @@
 /*
- * ctl_redis: a tiny blocking redis client for rzproxy-ctl, on hiredis's
- * synchronous API. The proxy never uses it (its data path is libevent).
+ * ctl_redis: a tiny blocking redis client for rzproxy-ctl: a socket of its
+ * own, hiredis's reply reader, and TLS with the proxy's OpenSSL context
+ * (tls.c) when the pool has `tls yes`. The proxy never uses it (its data
+ * path is libevent).
  *
- * Every call is bounded by the connection's timeout (connect and each
- * command). After an I/O error or a timeout the connection is dead:
- * ctl_redis_alive() says so and every later call fails at once; the caller
- * closes it and connects again if it wants to retry.
+ * Every call is bounded by the connection's timeout: the connect (TCP, the
+ * TLS handshake and AUTH together) and then each command as a whole (write
+ * and complete reply). After an I/O error or a timeout the connection is
+ * dead: ctl_redis_alive() says so and every later call fails at once; the
+ * caller closes it and connects again if it wants to retry.
  *
- * Errors come back in a caller-provided buffer, never on stderr.
+ * Errors come back in a caller-provided buffer, never on stderr. No error
+ * ever holds the password.
  */
 #ifndef RZ_CTL_REDIS_H
 #define RZ_CTL_REDIS_H
@@ -17,7 +21,8 @@
 
 #include "util.h"
 
-struct ctl_redis;                    /* opaque: a hiredis context and its address */
+struct ctl_redis;                    /* opaque: a socket, its TLS session, a reply reader */
+struct ssl_ctx_st;
 
 /* The most replicas INFO replication lists that we act on. */
 #define CTL_REDIS_MAX_REPLICAS 64
@@ -27,9 +32,28 @@ struct ctl_redis_addr {
     int port;                        /* 1..65535 */
 };
 
-/* Connect to host:port within timeout_ms; the same timeout then bounds each
- * command. NULL with the reason in err. */
+/* How to talk to the servers: the pool's tls* and backend-* settings. */
+struct ctl_redis_conf {
+    struct ssl_ctx_st *tls;          /* tls_ctx_new()'s context; NULL: plain TCP */
+    const char *tls_server_name;     /* the name the certificate must carry; NULL or
+                                        "": the host connected to */
+    const char *user;                /* AUTH user; NULL or "": AUTH <password> */
+    const char *password;            /* NULL: no AUTH */
+};
+
+/*
+ * Connect to host:port within timeout_ms: TCP, then the TLS handshake (the
+ * certificate verified against conf->tls's CAs and the name) and AUTH when
+ * conf asks for them, all within that time; the same timeout then bounds
+ * each command. conf NULL: plain, no AUTH. NULL with the reason in err:
+ * "H:P: Connection refused", "TLS handshake with H:P failed: certificate
+ * verify failed: ...", "AUTH refused by H:P: WRONGPASS ...". *refused
+ * (unless NULL) tells a server that answered but would not have us (TLS
+ * not agreed, AUTH refused: a setting to fix) from one that cannot be
+ * reached (no connection, no answer in time, closed).
+ */
 struct ctl_redis *ctl_redis_connect(const char *host, int port, int timeout_ms,
+                                    const struct ctl_redis_conf *conf, int *refused,
                                     char *err, size_t errlen) RZ_MUSTCHECK;
 
 void ctl_redis_close(struct ctl_redis *r);

@@ -220,16 +220,30 @@ def _tail(path, n=40):
 # --------------------------------------------------------------------------
 
 class RedisServer:
-    def __init__(self, workdir, port=None, extra_args=()):
+    """A redis-server on 127.0.0.1:port.  tls: a tlsutil.Pki: the server
+    speaks TLS only (--port 0, --tls-port port, tlsutil.tls_redis_args; with
+    tls_auth_clients, clients need pki's client certificate) and client()
+    connects with TLS, verified against the pki's CA."""
+
+    def __init__(self, workdir, port=None, extra_args=(), tls=None, tls_auth_clients=False):
         self.port = port or free_port()
         self.workdir = workdir
         self.extra_args = list(extra_args)
+        self.tls = tls
+        self.tls_auth_clients = tls_auth_clients
         self.proc = None
         self.logpath = os.path.join(workdir, "redis-%d.log" % self.port)
 
+    def _listen_args(self):
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        import tlsutil
+        return (["--port", "0", "--tls-port", str(self.port)]
+                + tlsutil.tls_redis_args(self.tls, auth_clients=self.tls_auth_clients))
+
     def start(self, wait=True):
         os.makedirs(self.workdir, exist_ok=True)
-        args = ["redis-server", "--port", str(self.port), "--bind", LOCALHOST,
+        args = ["redis-server"] + self._listen_args() + ["--bind", LOCALHOST,
                 "--save", "", "--appendonly", "no", "--daemonize", "no",
                 "--dir", self.workdir, "--enable-debug-command", "yes",
                 "--protected-mode", "no"] + self.extra_args
@@ -254,6 +268,10 @@ class RedisServer:
         """A direct connection to this redis-server (bypassing the proxy)."""
         kw.setdefault("socket_timeout", 10)
         kw.setdefault("client_name", ADMIN_NAME)
+        if self.tls is not None:
+            import tlsutil
+            for k, v in tlsutil.tls_client_kwargs(self.tls).items():
+                kw.setdefault(k, v)
         return redis.Redis(host=LOCALHOST, port=self.port, **kw)
 
     def kill(self, sig=signal.SIGKILL):
@@ -281,6 +299,14 @@ class RedisServer:
 
 
 @pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A test PKI (tlsutil.make_pki) shared by the session: CA, server and
+    client certificates, another CA's and an expired server certificate."""
+    import tlsutil
+    return tlsutil.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """One redis-server for the whole session; tests FLUSHALL via `r`."""
     srv = RedisServer(str(tmp_path_factory.mktemp("redis-session"))).start()
@@ -299,11 +325,13 @@ def r(redis_server):
 
 @pytest.fixture
 def redis_factory(tmp_path):
-    """Start extra redis-servers for one test; all are stopped afterwards."""
+    """Start extra redis-servers for one test; all are stopped afterwards.
+    tls=pki (tlsutil.make_pki), tls_auth_clients: see RedisServer."""
     started = []
 
-    def make(port=None, extra_args=(), start=True):
-        srv = RedisServer(str(tmp_path / ("redis-%d" % len(started))), port=port, extra_args=extra_args)
+    def make(port=None, extra_args=(), start=True, tls=None, tls_auth_clients=False):
+        srv = RedisServer(str(tmp_path / ("redis-%d" % len(started))), port=port, extra_args=extra_args,
+                          tls=tls, tls_auth_clients=tls_auth_clients)
         started.append(srv)
         if start:
             srv.start()
