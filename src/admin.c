@@ -276,7 +276,7 @@ static void serve_healthz(struct evhttp_request *req)
 
     for (int i = 0; i < proxy.npools; i++) {
         struct pool *p = proxy.pools[i];
-        const char *why = pool_unavailable(p);
+        const char *why = pool_health(p);
         const char *detail = why ? pool_unavailable_detail(p) : "";
 
         ok = ok && why == NULL;
@@ -309,7 +309,7 @@ static json_t *info_pool(struct pool *p, uint64_t now_ms)
 {
     double v[PM_COUNT];
     char m[300];
-    const char *why = pool_unavailable(p);
+    const char *why = pool_health(p);
     json_t *o = json_object(), *libs;
 
     pool_values(p, now_ms, v);

@@ -93,16 +93,43 @@ static void q_pop(struct backend *be)
 /* ---- connect ----------------------------------------------------------- */
 
 /*
- * The set-up commands (group.c) and verify-role's ROLE are queued before
+ * The set-up commands (session.c) and verify-role's ROLE are queued before
  * the connect completes, so they are the first thing the server reads. The
  * connection stays CONNECTING until every set-up reply is in: no client
  * command goes out on a connection not yet in its state, and a refusal
  * leaves every waiting command unsent.
  */
+static void queue_setup(struct backend *be, const struct session_state *st)
+{
+    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    struct pool *p = be->pool;
+
+    be->setup_left = session_state_setup(st, &p->cred, be->io.out);
+    if (be->setup_left == 0 && p->tls != NULL) {
+        /* In TLS 1.3 the server checks a client certificate after the
+         * handshake is over for the client: only its first answer proves
+         * the session. A client command sent before it would meet a
+         * refusal as "outcome unknown"; a PING meets it instead. */
+        evbuffer_add(be->io.out, ping, sizeof(ping) - 1);
+        be->setup_left = 1;
+    }
+    be->setup_total = be->setup_left;
+    if (be->setup_left > 0) {
+        be->setup_st = xmalloc(sizeof(*be->setup_st));
+        session_state_init(be->setup_st);
+        session_state_copy(be->setup_st, st);
+    }
+    if (p->cf->verify_role) {
+        evbuffer_add(be->io.out, role, sizeof(role) - 1);
+        be->setup_left++;
+        be->setup_role = 1;
+    }
+}
+
 struct backend *backend_connect(struct pool *p, struct client *pinned, struct group *g, int slot,
                                 const struct session_state *st)
 {
-    static const char role[] = "*1\r\n$4\r\nROLE\r\n";
     struct backend *be = xcalloc(1, sizeof(*be));
 
     be->id = ++proxy.next_id;
@@ -120,18 +147,7 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, struct gr
                     &backend_io, be, proxy.conf->output_buffer_limit / 2, p->tls,
                     p->cf->tls_server_name);
     io_conn_read(&be->io, 1);
-    be->setup_left = session_state_setup(st, &p->cred, be->io.out);
-    be->setup_total = be->setup_left;
-    if (be->setup_left > 0) {
-        be->setup_st = xmalloc(sizeof(*be->setup_st));
-        session_state_init(be->setup_st);
-        session_state_copy(be->setup_st, st);
-    }
-    if (p->cf->verify_role) {
-        evbuffer_add(be->io.out, role, sizeof(role) - 1);
-        be->setup_left++;
-        be->setup_role = 1;
-    }
+    queue_setup(be, st);
     p->stats.backend_connects++;
     log_debug(p->name, "backend %llu connecting to %s:%d (%s, %d set-up commands)",
               (unsigned long long)be->id, p->master_host, p->master_port,

@@ -154,6 +154,17 @@ const char *pool_unavailable(struct pool *p)
     return NULL;
 }
 
+const char *pool_health(const struct pool *p)
+{
+    const char *why = pool_gated(p);
+
+    if (why != NULL)
+        return why;
+    if (p->unusable != NULL)
+        return "backend settings unusable";
+    return p->backoff_ms != 0 ? p->down_reason : NULL;
+}
+
 const char *pool_unavailable_detail(const struct pool *p)
 {
     if (p->zk && pool_gated(p) != NULL)
@@ -548,7 +559,7 @@ const char *pool_state_name(struct pool *p)
 {
     if (p->zk)
         return gate_state_name(p->gate.state);
-    return pool_unavailable(p) ? "UNREACHABLE" : "READY";
+    return pool_health(p) ? "UNREACHABLE" : "READY";
 }
 
 uint64_t pool_gated_ms(const struct pool *p, uint64_t now_ms)

@@ -109,7 +109,11 @@ const char *pool_unavailable(struct pool *p);
  * (logged); on a reload, a TLS context that fails to load keeps the one in
  * use. */
 void pool_load_secrets(struct pool *p);
-/* Detail for /healthz when pool_unavailable() is not NULL, or "". */
+/* Why the pool is not healthy, for /healthz and /info, or NULL: gated, its
+ * settings unusable, or its last connect to the master failed (until one
+ * succeeds; pool_unavailable() only says whether to try one now). */
+const char *pool_health(const struct pool *p);
+/* Detail for /healthz when pool_health() is not NULL, or "". */
 const char *pool_unavailable_detail(const struct pool *p);
 
 /* A backend answered -READONLY: the master we use is a replica now. A zk

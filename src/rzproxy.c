@@ -24,6 +24,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "tls.h"
 #include "zk.h"
 
 struct proxy proxy;
@@ -57,6 +58,38 @@ static void shutdown_begin(const char *why)
     for (int i = 0; i < proxy.npools; i++)
         pool_stop_listening(proxy.pools[i]);
     client_shutdown_begin();
+}
+
+/* --test-conf: the files the pools will read at start (the password file,
+ * the TLS certificates and keys) load too. Each failure is printed; the
+ * running proxy would start and gate those pools. Returns how many failed. */
+static int test_secrets(const struct conf *conf)
+{
+    int bad = 0;
+
+    for (int i = 0; i < conf->npools; i++) {
+        const struct conf_pool *cf = &conf->pools[i];
+        char pw[1024], err[512];
+        unsigned mode;
+
+        if (cf->backend_password_file[0] != '\0' &&
+            util_read_password_file(cf->backend_password_file, pw, sizeof(pw), &mode, err,
+                                    sizeof(err)) < 0) {
+            fprintf(stderr, "rzproxy: pool '%s': %s\n", cf->name, err);
+            bad++;
+        }
+        explicit_bzero(pw, sizeof(pw));
+        if (cf->tls) {
+            struct ssl_ctx_st *ctx = tls_ctx_new(cf, err, sizeof(err));
+
+            if (ctx == NULL) {
+                fprintf(stderr, "rzproxy: pool '%s': %s\n", cf->name, err);
+                bad++;
+            }
+            tls_ctx_free(ctx);
+        }
+    }
+    return bad;
 }
 
 /* ---- SIGHUP: reload ------------------------------------------------------- */
@@ -341,10 +374,13 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
-        printf("rzproxy: configuration %s is valid (%d pool%s)\n", path, conf.npools,
-               conf.npools == 1 ? "" : "s");
+        int bad = test_secrets(&conf);
+
+        if (!bad)
+            printf("rzproxy: configuration %s is valid (%d pool%s)\n", path, conf.npools,
+                   conf.npools == 1 ? "" : "s");
         conf_free(&conf);
-        return 0;
+        return bad ? 1 : 0;
     }
     proxy.conf = xmalloc(sizeof(*proxy.conf));
     *proxy.conf = conf;

@@ -25,6 +25,14 @@ static void queue_reason(char *buf, size_t len)
         snprintf(buf, len, "unknown TLS error");
         return;
     }
+#ifdef ERR_SYSTEM_ERROR
+    /* OpenSSL 3 keeps an errno (a file that cannot be opened) as the
+     * reason, with no text of its own. */
+    if (ERR_SYSTEM_ERROR(first)) {
+        snprintf(buf, len, "%s", strerror(ERR_GET_REASON(first)));
+        return;
+    }
+#endif
     reason = ERR_reason_error_string(first);
     if (reason != NULL)
         snprintf(buf, len, "%s", reason);
