@@ -75,7 +75,7 @@ static int test_secrets(const struct conf *conf)
         if (cf->backend_password_file[0] != '\0' &&
             util_read_password_file(cf->backend_password_file, pw, sizeof(pw), &mode, err,
                                     sizeof(err)) < 0) {
-            fprintf(stderr, "rzproxy: pool '%s': %s\n", cf->name, err);
+            fprintf(stderr, "rzproxy: pool '%s': backend-password-file %s\n", cf->name, err);
             bad++;
         }
         explicit_bzero(pw, sizeof(pw));
