@@ -8,11 +8,17 @@
 #   bench.sh          every shape (plain and modern-client ones)
 #   bench.sh modern   only the modern-client shapes and the plain shapes they
 #                     are compared with (results/modern.*)
+#   bench.sh tls      the plain shapes, direct and through rzproxy (shared,
+#                     pinned), each also with TLS to the redis-server's TLS
+#                     port: what TLS costs per request (results/tls.*)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MODE=${1:-all}
-TARGETS=${BENCH_TARGETS:-direct rzproxy-shared rzproxy-pinned twemproxy haproxy relay}
+case $MODE in
+    tls) TARGETS=${BENCH_TARGETS:-direct direct-tls rzproxy-shared rzproxy-tls rzproxy-pinned rzproxy-tls-pinned} ;;
+    *) TARGETS=${BENCH_TARGETS:-direct rzproxy-shared rzproxy-pinned twemproxy haproxy relay} ;;
+esac
 # c<clients>-P<pipeline>[-d<value bytes>][-m][:<requests>]; requests are
 # scaled by BENCH_SCALE. -m: a "modern client" (MODERN_ARGS below: RESP3,
 # AUTH with an ACL user, SELECT on every connection). The defaults take
@@ -24,7 +30,10 @@ case $MODE in
     modern)
         SHAPES=${BENCH_SHAPES:-c50-P1:150000 c50-P1-m:150000 c50-P16:1000000 c50-P16-m:1000000}
         NAME=modern ;;
-    *) die "usage: bench.sh [modern]" ;;
+    tls)
+        SHAPES=${BENCH_SHAPES:-c1-P1:30000 c50-P1:150000 c50-P16:1000000 c200-P4-d1024:400000}
+        NAME=tls ;;
+    *) die "usage: bench.sh [modern|tls]" ;;
 esac
 MODERN_DB=${BENCH_MODERN_DB:-2}
 MODERN_ARGS="-3 --dbnum $MODERN_DB --user $ACL_USER -a $ACL_PASS"
@@ -43,6 +52,13 @@ setup_common
 need $(deps_for $TARGETS) gnuplot
 case " $TARGETS " in *" rzproxy-"*) build_rzproxy ;; esac
 case " $TARGETS " in *" relay "*) build_relay ;; esac
+# shellcheck disable=SC2086  # word splitting wanted
+if any_tls_target $TARGETS; then any_tls=1; else any_tls=0; fi
+# "tls_target:plain_target ..." for the TLS summary
+TLS_PAIRS=""
+for t in $TARGETS; do
+    if is_tls_target "$t"; then TLS_PAIRS="$TLS_PAIRS $t:$(tls_plain_of "$t")"; fi
+done
 
 CLK_TCK=$(getconf CLK_TCK)
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -85,7 +101,7 @@ for spec in $SHAPES; do
     if [ "$m" = 1 ]; then any_modern=1; fi
 done
 
-start_redis
+if [ "$any_tls" = 1 ]; then start_redis tls; else start_redis; fi
 declare -A PORT PID
 for t in $TARGETS; do
     start_target "$t"
@@ -97,6 +113,9 @@ for t in $TARGETS; do
     fi
     log "bench: $t up on port $TPORT (pid $TPID)"
 done
+if [ "$any_tls" = 1 ]; then
+    log "bench: redis-server TLS port $REDIS_TLS_PORT; $(openssl version); rzproxy-tls* speak TLS to it, their clients plain RESP"
+fi
 if [ "$any_modern" = 1 ]; then
     log "bench: modern-client shapes run redis-benchmark $MODERN_ARGS"
     for t in $TARGETS; do
@@ -138,7 +157,7 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
             for test in $TESTS; do
                 run=$((run + 1))
                 if [ -t 2 ]; then
-                    printf '\rbench: run %d/%d  rep %d  %-15s %-16s %-4s' \
+                    printf '\rbench: run %d/%d  rep %d  %-18s %-16s %-4s' \
                         "$run" "$nruns" "$rep" "$t" "$shape" "$test" >&2
                 fi
                 out=$WORK/out.csv
@@ -146,9 +165,9 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
                 cpu0=$(cpu_ticks "${PID[$t]}")
                 rcpu0=$(cpu_ticks "$REDIS_PID")
                 rc=0
-                # shellcheck disable=SC2086  # margs, EXTRA are lists of arguments
+                # shellcheck disable=SC2086,SC2046  # margs, EXTRA, tls args are lists of arguments
                 timeout --foreground "$RUN_TIMEOUT" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
-                    -n "$n" -c "$c" -P "$p" -d "$d" -t "$test" --csv $margs $EXTRA \
+                    -n "$n" -c "$c" -P "$p" -d "$d" -t "$test" --csv $margs $(tls_client_args "$t") $EXTRA \
                     >"$out" 2>"$WORK/bench.err" || rc=$?
                 if [ "$rc" -ne 0 ]; then
                     # timeout passes a Ctrl-C on and exits 130 (redis-benchmark alone exits 0)
@@ -164,15 +183,17 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
                 conns_stop
                 line=$(grep -i "^\"$test\"" "$out" | head -1) ||
                     { log ""; cat "$out" "$WORK/bench.err" >&2; die "no $test result from '$t' ($shape)"; }
-                # cpu: the target process (none for direct: it is redis), rcpu: redis-server
+                # cpu: the target process (none for direct and direct-tls: it
+                # is redis), rcpu: redis-server
                 echo "$line" | awk -F, -v OFS=, -v rep="$rep" -v t="$t" -v shape="$shape" \
+                    -v proxy="$([ "${PID[$t]}" = "$REDIS_PID" ] && echo 0 || echo 1)" \
                     -v c="$c" -v p="$p" -v d="$d" -v m="$m" -v n="$n" \
                     -v cpu="$((cpu1 - cpu0))" -v rcpu="$((rcpu1 - rcpu0))" -v hz="$CLK_TCK" \
                     -v conns="$CONNS_MAX" '
                     { gsub(/"/, "")
                       if ($2 + 0 <= 0) exit 1
                       print rep, t, shape, tolower($1), c, p, d, m, n, $2, $3, $4, $5, $6, $7, $8,
-                            t == "direct" ? "" : sprintf("%.2f", cpu / hz * 1e6 / n),
+                            proxy ? sprintf("%.2f", cpu / hz * 1e6 / n) : "",
                             sprintf("%.2f", rcpu / hz * 1e6 / n), conns }' >>"$RAW" ||
                     { log ""; die "zero rps from '$t' ($shape $test)"; }
             done
@@ -188,9 +209,11 @@ log "bench: $run runs in $(($(date +%s) - t0)) s, load average $LOAD_END at end"
 # Median of each metric per (target, shape, test), then rps ratios against
 # direct and relay for the same shape and test, and for a modern shape
 # (-m) against the plain shape with the same c/P: rzproxy-shared's and the
-# target's own. master_conns is the highest over the repeats. mawk has no
-# asort: insertion sort, the lists are REPEATS long.
-awk -F, -v OFS=, -v targets="$TARGETS" -v shapes="$SHAPES" -v tests="$TESTS" '
+# target's own. For a TLS target, against its plain counterpart (TLS_PAIRS):
+# the rps ratio and the extra CPU per request of proxy, redis and both.
+# master_conns is the highest over the repeats. mawk has no asort: insertion
+# sort, the lists are REPEATS long.
+awk -F, -v OFS=, -v targets="$TARGETS" -v shapes="$SHAPES" -v tests="$TESTS" -v pairs="$TLS_PAIRS" '
 # median(list): sets lo and hi to the smallest and largest value too
 function median(list,    a, m, i, j, v) {
     m = split(list, a, " ")
@@ -216,13 +239,17 @@ NR > 1 {
     if (!(k in conns) || $19 + 0 > conns[k]) conns[k] = $19 + 0
 }
 END {
-    print "target,shape,test,repeats,rps,p50_ms,p99_ms,avg_ms,cpu_us_per_req,redis_cpu_us_per_req,sum_cpu_us_per_req,master_conns,x_direct,x_relay,rps_spread_pct,plain_shape,x_plain_shared,x_own_plain"
+    print "target,shape,test,repeats,rps,p50_ms,p99_ms,avg_ms,cpu_us_per_req,redis_cpu_us_per_req,sum_cpu_us_per_req,master_conns,x_direct,x_relay,rps_spread_pct,plain_shape,x_plain_shared,x_own_plain,tls_plain_target,x_tls_plain,extra_proxy_us,extra_redis_us,extra_sum_us,x_direct_tls"
+    np = split(pairs, PP, " ")
+    for (i = 1; i <= np; i++) { split(PP[i], pr, ":"); plainof[pr[1]] = pr[2] }
     nt = split(targets, T, " "); ns = split(shapes, S, " "); nx = split(tests, X, " ")
     for (s = 1; s <= ns; s++) { sub(/:.*/, "", S[s]) }
     for (s = 1; s <= ns; s++) for (x = 1; x <= nx; x++) {
         kd = "direct" SUBSEP S[s] SUBSEP X[x]; kr = "relay" SUBSEP S[s] SUBSEP X[x]
+        kdt = "direct-tls" SUBSEP S[s] SUBSEP X[x]
         d = (kd in rps) ? median(rps[kd]) : 0
         r = (kr in rps) ? median(rps[kr]) : 0
+        dt = (kdt in rps) ? median(rps[kdt]) : 0
         ps = plain(S[s]); kps = "rzproxy-shared" SUBSEP ps SUBSEP X[x]
         sh = (ps != "" && (kps in rps)) ? median(rps[kps]) : 0
         for (t = 1; t <= nt; t++) {
@@ -234,10 +261,22 @@ END {
             spread = v > 0 ? sprintf("%.0f", (hi - lo) * 100 / v) : ""
             c = (k in cpu) ? median(cpu[k]) : ""
             rc = median(rcpu[k])
+            # a TLS target against its plain counterpart
+            tp = (T[t] in plainof) ? plainof[T[t]] : ""; ktp = tp SUBSEP S[s] SUBSEP X[x]
+            xtp = xpc = xrc = xsc = ""
+            if (tp != "" && (ktp in rps)) {
+                pv = median(rps[ktp]); prc = median(rcpu[ktp])
+                pc = (ktp in cpu) ? median(cpu[ktp]) : ""
+                xtp = pv ? sprintf("%.3f", v / pv) : ""
+                xpc = (c != "" && pc != "") ? sprintf("%.2f", c - pc) : ""
+                xrc = sprintf("%.2f", rc - prc)
+                xsc = sprintf("%.2f", (c + rc) - (pc + prc))
+            }
             print T[t], S[s], X[x], nrep[k], sprintf("%.0f", v), median(p50[k]), median(p99[k]),
                   median(avg[k]), c, rc, sprintf("%.2f", c + rc), conns[k],
                   d ? sprintf("%.3f", v / d) : "", r ? sprintf("%.3f", v / r) : "", spread,
-                  ps, sh ? sprintf("%.3f", v / sh) : "", op ? sprintf("%.3f", v / op) : ""
+                  ps, sh ? sprintf("%.3f", v / sh) : "", op ? sprintf("%.3f", v / op) : "",
+                  tp, xtp, xpc, xrc, xsc, (dt && tp != "") ? sprintf("%.3f", v / dt) : ""
         }
     }
 }' "$RAW" >"$SUMMARY"
@@ -252,11 +291,11 @@ END {
     echo "proxy us / redis us: CPU time (user+sys) of the target process / of redis-server per request; sum us: both"
     if [ "$any_modern" = 1 ]; then echo "-m shapes: modern clients, redis-benchmark $MODERN_ARGS"; fi
     echo
-    awk -F, 'NR == 1 { printf "%-15s %-14s %-4s %9s %7s %7s %6s %8s %8s %7s %8s %8s %7s\n", "target", "shape", "test",
+    awk -F, 'NR == 1 { printf "%-18s %-14s %-4s %9s %7s %7s %6s %8s %8s %7s %8s %8s %7s\n", "target", "shape", "test",
                         "rps", "p50 ms", "p99 ms", "conns", "proxy us", "redis us", "sum us", "x direct", "x relay", "spread"; next }
              $2 != last && NR > 2 { print "" }
              { last = $2
-               printf "%-15s %-14s %-4s %9s %7.3f %7.3f %6s %8s %8.2f %7.2f %8s %8s %6s%%\n",
+               printf "%-18s %-14s %-4s %9s %7.3f %7.3f %6s %8s %8.2f %7.2f %8s %8s %6s%%\n",
                       $1, $2, $3, $5, $6, $7, $12, $9 == "" ? "-" : sprintf("%.2f", $9), $10, $11,
                       $13, $14, $15 }' "$SUMMARY"
     if [ "$any_modern" = 1 ]; then
@@ -267,7 +306,7 @@ END {
         echo "goal (rzproxy-shared): x plain shared >= $GOAL_RATIO and conns <= $GOAL_CONNS"
         echo
         awk -F, -v gr="$GOAL_RATIO" -v gc="$GOAL_CONNS" '
-            NR == 1 { printf "%-15s %-14s %-4s %9s %6s %14s %11s  %s\n", "target", "shape", "test",
+            NR == 1 { printf "%-18s %-14s %-4s %9s %6s %14s %11s  %s\n", "target", "shape", "test",
                               "rps", "conns", "x plain shared", "x own plain", "goal"; next }
             $16 == "" { next }
             $2 != last && last != "" { print "" }
@@ -279,13 +318,42 @@ END {
                   if ($12 + 0 > gc + 0) why = why (why == "" ? "" : "; ") sprintf("%d conns > %d", $12, gc)
                   goal = why == "" ? "met" : "MISSED (" why ")"
               }
-              line = sprintf("%-15s %-14s %-4s %9s %6s %14s %11s  %s", $1, $2, $3, $5, $12,
+              line = sprintf("%-18s %-14s %-4s %9s %6s %14s %11s  %s", $1, $2, $3, $5, $12,
                              $17 == "" ? "-" : $17, $18 == "" ? "-" : $18, goal)
               sub(/ +$/, "", line); print line }' "$SUMMARY"
         for t in $TARGETS; do
             r=$(skip_reason "$t" 1)
             [ -z "$r" ] || { echo; echo "$t: not run with modern clients: $r" | fold -s -w 100 | sed "s/ *$//"; }
         done
+    fi
+    if [ "$any_tls" = 1 ]; then
+        echo
+        echo "TLS to the redis-server (its --tls-port, same process) against the same route in plain:"
+        echo "rzproxy-tls* clients speak plain RESP to rzproxy, which speaks TLS to redis; direct-tls is"
+        echo "redis-benchmark speaking TLS itself (its own TLS work is on the client, not counted below)"
+        echo "x plain: rps / rps of the plain route (same shape and test)"
+        echo "+proxy us, +redis us, +sum us: CPU per request (user+sys, /proc) over the plain route's"
+        echo "x direct-tls: rps / rps of direct-tls: the sidecar against a client that speaks TLS itself"
+        echo
+        awk -F, 'NR == 1 { printf "%-18s %-14s %-14s %-4s %9s %9s %7s %9s %9s %8s %6s %12s\n", "tls target",
+                          "vs plain", "shape", "test", "plain rps", "tls rps", "x plain", "+proxy us",
+                          "+redis us", "+sum us", "conns", "x direct-tls"; next }
+            { k = $1 SUBSEP $2 SUBSEP $3; rpsof[k] = $5 }
+            $19 == "" { next }
+            { row[++n] = $0 }
+            END {
+                for (i = 1; i <= n; i++) {
+                    split(row[i], f, ",")
+                    if (f[2] != last && i > 1) print ""
+                    last = f[2]
+                    pk = f[19] SUBSEP f[2] SUBSEP f[3]
+                    line = sprintf("%-18s %-14s %-14s %-4s %9s %9s %7s %9s %9s %8s %6s %12s", f[1], f[19], f[2],
+                                   f[3], (pk in rpsof) ? rpsof[pk] : "-", f[5], f[20] == "" ? "-" : f[20],
+                                   f[21] == "" ? "-" : f[21], f[22] == "" ? "-" : f[22],
+                                   f[23] == "" ? "-" : f[23], f[12], f[24] == "" ? "-" : f[24])
+                    sub(/ +$/, "", line); print line
+                }
+            }' "$SUMMARY"
     fi
 } | tee "$TABLE"
 

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """Highest number of client connections a redis-server has while a run goes on.
 
-    conns.py PORT OUTFILE [--exclude-pids PID,PID...] [--interval S] [--max-seconds S]
+    conns.py PORT OUTFILE [--exclude-pids PID,PID...] [--also-port PORT]
+             [--interval S] [--max-seconds S]
 
 One admin connection to 127.0.0.1:PORT sends CLIENT LIST every --interval
 seconds (0.02) and counts the connections in it, leaving out:
   - its own (CLIENT ID, asked once at the start);
   - those whose client side is a socket of one of --exclude-pids (the other
     bench targets, idle while this one is measured: their own connections to
-    redis are not this target's). Found from /proc/PID/fd and /proc/net/tcp.
+    redis are not this target's). Found from /proc/PID/fd and /proc/net/tcp,
+    as their sockets connected to PORT or to --also-port (the same server's
+    TLS port; 0: none).
 
 Prints "ready" on stdout after the first sample, so the caller can start the
 load knowing the sampler is running. On SIGTERM or SIGINT (or after
@@ -87,15 +90,15 @@ def socket_inodes(pid):
     return inodes
 
 
-def excluded_ports(pids, redis_port):
-    """Local ports of the sockets of PIDS connected to redis_port."""
+def excluded_ports(pids, redis_ports):
+    """Local ports of the sockets of PIDS connected to one of redis_ports."""
     inodes = set()
     for pid in pids:
         inodes |= socket_inodes(pid)
     ports = set()
     if not inodes:
         return ports
-    want = ":%04X" % redis_port
+    want = tuple(":%04X" % p for p in redis_ports)
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
@@ -111,17 +114,19 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("outfile")
     ap.add_argument("--exclude-pids", default="")
+    ap.add_argument("--also-port", type=int, default=0)
     ap.add_argument("--interval", type=float, default=0.02)
     ap.add_argument("--max-seconds", type=float, default=600)
     a = ap.parse_args()
     pids = [int(p) for p in a.exclude_pids.replace(",", " ").split() if p]
+    redis_ports = [a.port] + ([a.also_port] if a.also_port else [])
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
     conn = Conn(a.port)
     own_field = "id=%d" % conn.call("CLIENT", "ID")
-    excluded = excluded_ports(pids, a.port)
+    excluded = excluded_ports(pids, redis_ports)
     checked = set()                   # ports seen and found not excluded
 
     def sample():
@@ -138,7 +143,7 @@ def main():
             except (IndexError, ValueError):
                 ports.append(-1)      # unix socket or odd address: count it
         if pids and any(p not in excluded and p not in checked for p in ports):
-            excluded = excluded_ports(pids, a.port)
+            excluded = excluded_ports(pids, redis_ports)
             checked.update(p for p in ports if p not in excluded)
         for p in ports:
             if p not in excluded:

@@ -49,7 +49,8 @@ callgrind_run() {
     IR=$ir
 }
 
-start_redis
+# shellcheck disable=SC2086  # word splitting wanted
+if any_tls_target $TARGETS; then start_redis tls; else start_redis; fi
 # the GETs find a 3-byte value (redis-benchmark's key without -r)
 redis-cli -h "$LOCALHOST" -p "$REDIS_PORT" set key:__rand_int__ xxx >/dev/null
 
@@ -69,9 +70,9 @@ done
     echo "instructions (callgrind Ir, user space only) per forwarded GET;"
     echo "$REQUESTS GETs, redis-benchmark -c $CLIENTS -P $PIPELINE, idle start+stop subtracted"
     echo
-    awk -F, -v first_name="${TARGETS%% *}" 'NR == 1 { printf "%-15s %14s %14s %10s %12s\n", "target", "Ir idle", "Ir loaded", "Ir/GET", "vs " first_name; next }
+    awk -F, -v first_name="${TARGETS%% *}" 'NR == 1 { printf "%-18s %14s %14s %10s %12s\n", "target", "Ir idle", "Ir loaded", "Ir/GET", "vs " first_name; next }
              NR == 2 { first = $5 }
-             { printf("%-15s %14s %14s %10s %12s\n", $1, $3, $4, $5,
+             { printf("%-18s %14s %14s %10s %12s\n", $1, $3, $4, $5,
                       first > 0 ? sprintf("%.2fx", $5 / first) : "-") }' "$CSV"
 } | tee "$OUT"
 log "cpu: wrote $OUT, $CSV and results/cpu-<target>.txt (top functions)"

@@ -190,10 +190,12 @@ wait_up() {
 
 # probe NAME PORT: one SET and GET through the target must round-trip.
 probe() {
-    local name=$1 port=$2 got
-    got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" set "bench:probe:$name" ok 2>&1) || true
+    local name=$1 port=$2 got cli
+    # shellcheck disable=SC2207  # tls_client_args is a list of arguments
+    cli=(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" $(tls_client_args "$name"))
+    got=$("${cli[@]}" set "bench:probe:$name" ok 2>&1) || true
     if [ "$got" = OK ]; then
-        got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" get "bench:probe:$name" 2>&1) || true
+        got=$("${cli[@]}" get "bench:probe:$name" 2>&1) || true
     fi
     [ "$got" = ok ] || die "target '$name' (port $port) does not forward: got '$got'"
 }
@@ -202,8 +204,9 @@ probe() {
 # modern client library's (RESP3, AUTH with a user, SELECT DB).
 probe_modern() {
     local name=$1 port=$2 db=$3 got cli
+    # shellcheck disable=SC2207  # tls_client_args is a list of arguments
     cli=(timeout 10 redis-cli -h "$LOCALHOST" -p "$port" -3 --user "$ACL_USER" --pass "$ACL_PASS"
-         -n "$db" --no-auth-warning)
+         -n "$db" --no-auth-warning $(tls_client_args "$name"))
     got=$("${cli[@]}" set "bench:probe:$name" modern 2>&1) || true
     if [ "$got" = OK ]; then
         got=$("${cli[@]}" get "bench:probe:$name" 2>&1) || true
@@ -216,41 +219,126 @@ probe_modern() {
 # the proxies start_target starts.
 WRAP=()
 
-start_redis() {                       # start_redis -> REDIS_PORT, REDIS_PID
+# ---------------------------------------------------------------- TLS
+
+# The TLS targets: rzproxy speaking TLS to the redis-server's --tls-port
+# (clients still speak plain RESP to rzproxy), and direct-tls, redis-benchmark
+# itself speaking TLS to that port. Each is measured against its plain
+# counterpart (tls_plain_of).
+TLS_TARGETS="direct-tls rzproxy-tls rzproxy-tls-pinned"
+
+is_tls_target() { case " $TLS_TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+tls_plain_of() {                      # tls_plain_of TARGET: its plain counterpart
+    case $1 in
+        direct-tls) echo direct ;;
+        rzproxy-tls) echo rzproxy-shared ;;
+        rzproxy-tls-pinned) echo rzproxy-pinned ;;
+    esac
+}
+
+any_tls_target() {                    # any_tls_target TARGET...: one of them needs the TLS port
+    local t
+    for t in "$@"; do is_tls_target "$t" && return 0; done
+    return 1
+}
+
+# make_pki: a throwaway PKI in $WORK/pki, made with the openssl CLI: a CA
+# and a server certificate it signs for IP:127.0.0.1, EC P-256 keys, valid
+# 2 days. Sets TLS_CA, TLS_CERT, TLS_KEY.
+make_pki() {
+    local d=$WORK/pki
+    mkdir -p "$d"
+    printf '%s\n' "subjectAltName=IP:$LOCALHOST" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$d/server.ext"
+    {
+        openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -keyout "$d/ca.key" -out "$d/ca.crt" -subj "/CN=rzproxy bench CA" &&
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=$LOCALHOST" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+            -CAcreateserial -days 2 -extfile "$d/server.ext" -out "$d/server.crt" &&
+        openssl verify -CAfile "$d/ca.crt" "$d/server.crt"
+    } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "making the bench PKI with openssl failed"; }
+    TLS_CA=$d/ca.crt TLS_CERT=$d/server.crt TLS_KEY=$d/server.key
+}
+
+# tls_client_args TARGET: what redis-cli and redis-benchmark need to reach
+# TARGET (only direct-tls: the others are reached in plain RESP)
+tls_client_args() {
+    case $1 in
+        direct-tls) echo "--tls --cacert $TLS_CA" ;;
+    esac
+}
+
+# start_redis [tls] -> REDIS_PORT, REDIS_PID; with tls, the same process also
+# listens with TLS on REDIS_TLS_PORT (make_pki's certificate, no client
+# certificate asked for), so the plain and the TLS routes reach one server.
+REDIS_TLS_PORT=""
+start_redis() {
+    local tlsargs=() got
     REDIS_PORT=$(free_port)
+    if [ "${1:-}" = tls ]; then
+        make_pki
+        REDIS_TLS_PORT=$(free_port)
+        tlsargs=(--tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_CERT" --tls-key-file "$TLS_KEY"
+                 --tls-ca-cert-file "$TLS_CA" --tls-auth-clients no)
+    fi
     spawn redis "$WORK/redis.log" redis-server --port "$REDIS_PORT" --bind "$LOCALHOST" \
-        --save "" --appendonly no --maxclients 30000 --dir "$WORK"
+        --save "" --appendonly no --maxclients 30000 --dir "$WORK" "${tlsargs[@]}"
     REDIS_PID=$SPAWNED_PID
     wait_up redis "$REDIS_PID" "$REDIS_PORT" "$WORK/redis.log"
-    local got
+    if [ -n "$REDIS_TLS_PORT" ]; then
+        wait_up redis-tls "$REDIS_PID" "$REDIS_TLS_PORT" "$WORK/redis.log"
+        got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$REDIS_TLS_PORT" --tls --cacert "$TLS_CA" ping 2>&1) || true
+        [ "$got" = PONG ] ||
+            die "redis-server: no PONG on its TLS port $REDIS_TLS_PORT: '$got' (built without TLS? log: $WORK/redis.log)"
+    fi
     got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "$REDIS_PORT" \
         ACL SETUSER "$ACL_USER" on ">$ACL_PASS" '~*' '&*' +@all 2>&1) || true
     [ "$got" = OK ] || die "redis-server: ACL SETUSER $ACL_USER failed: '$got'"
 }
 
-# start_target NAME: NAME is one of rzproxy-shared rzproxy-pinned twemproxy
-# haproxy relay (direct is the redis-server itself). Sets TPORT and TPID.
+# start_target NAME: NAME is one of rzproxy-shared rzproxy-pinned
+# rzproxy-tls rzproxy-tls-pinned twemproxy haproxy relay (direct and
+# direct-tls are the redis-server itself, on its plain and its TLS port; the
+# TLS ones need start_redis tls). Sets TPORT and TPID.
 start_target() {
     local name=$1 conf logf=$WORK/$1.log
     case $name in
         direct)
             TPORT=$REDIS_PORT TPID=$REDIS_PID
             return 0 ;;
+        direct-tls)
+            [ -n "$REDIS_TLS_PORT" ] || die "target '$name': the redis-server has no TLS port"
+            TPORT=$REDIS_TLS_PORT TPID=$REDIS_PID
+            return 0 ;;
     esac
     TPORT=$(free_port)
     conf=$WORK/$name.conf
     case $name in
-        rzproxy-shared | rzproxy-pinned)
+        rzproxy-shared | rzproxy-pinned | rzproxy-tls | rzproxy-tls-pinned)
+            local sharing=yes master=$LOCALHOST:$REDIS_PORT
+            case $name in *-pinned) sharing=no ;; esac
+            if is_tls_target "$name"; then
+                [ -n "$REDIS_TLS_PORT" ] || die "target '$name': the redis-server has no TLS port"
+                master=$LOCALHOST:$REDIS_TLS_PORT
+            fi
             cat >"$conf" <<EOF
 # written by contrib/bench
 loglevel notice
 maxclients ${BENCH_MAXCLIENTS:-20000}
 pool bench
     listen $LOCALHOST:$TPORT
-    master $LOCALHOST:$REDIS_PORT
-    backend-sharing $([ "$name" = rzproxy-shared ] && echo yes || echo no)
+    master $master
+    backend-sharing $sharing
     backend-connections ${BENCH_RZ_BACKENDS:-2}
 EOF
+            # TLS to the master: its certificate is verified against the
+            # bench CA, its IP SAN against the master's host (127.0.0.1)
+            if is_tls_target "$name"; then
+                printf '    tls yes\n    tls-ca-cert-file %s\n' "$TLS_CA" >>"$conf"
+            fi
             # extra pool lines (newline-separated), e.g. a knob of a newer build
             if [ -n "${BENCH_RZ_CONF_EXTRA:-}" ]; then
                 printf '%s\n' "$BENCH_RZ_CONF_EXTRA" | sed 's/^[[:space:]]*/    /' >>"$conf"
@@ -294,7 +382,7 @@ EOF
         relay)
             spawn "$name" "$logf" "${WRAP[@]}" "$RELAY" "$TPORT" "$LOCALHOST" "$REDIS_PORT" ;;
         *)
-            die "unknown target '$name' (known: direct rzproxy-shared rzproxy-pinned twemproxy haproxy relay)" ;;
+            die "unknown target '$name' (known: direct direct-tls rzproxy-shared rzproxy-pinned rzproxy-tls rzproxy-tls-pinned twemproxy haproxy relay)" ;;
     esac
     TPID=$SPAWNED_PID
     wait_up "$name" "$TPID" "$TPORT" "$logf"
@@ -309,6 +397,7 @@ deps_for() {
             twemproxy) echo nutcracker ;;
             haproxy) echo haproxy ;;
             relay) echo gcc ;;
+            direct-tls | rzproxy-tls | rzproxy-tls-pinned) echo openssl ;;
         esac
     done
 }
@@ -324,6 +413,7 @@ conns_start() {
     rm -f "$WORK/conns.out" "$WORK/conns.log"
     spawn conns "$WORK/conns.log" "$PY" "$BENCH_DIR/conns.py" "$REDIS_PORT" "$WORK/conns.out" \
         --exclude-pids "$pids" --interval "${BENCH_CONNS_INTERVAL:-0.02}" \
+        --also-port "${REDIS_TLS_PORT:-0}" \
         --max-seconds "$((${RUN_TIMEOUT:-120} + 30))"
     CONNS_PID=$SPAWNED_PID
     for i in $(seq 200); do

@@ -44,7 +44,8 @@ wait_fds() {
     die "pid $pid holds $n fds, waited for $want"
 }
 
-start_redis
+# shellcheck disable=SC2086  # word splitting wanted
+if any_tls_target $TARGETS; then start_redis tls; else start_redis; fi
 redis-cli -h "$LOCALHOST" -p "$REDIS_PORT" set bench:mem 0123456789 >/dev/null
 
 echo "target,conns,start_mib,conn_mib,get_mib,closed_mib,load_peak_mib,load_end_mib" >"$CSV"
