@@ -240,6 +240,35 @@ static void add_lib_metric(const char *lib, int n, void *arg)
     evbuffer_add_printf(out, "\"} %d\n", n);
 }
 
+/* read-from replicas: each replica's state, lag and reads, labelled with
+ * its address. */
+static void metrics_replicas(struct evbuffer *out)
+{
+    static const char *const fam[][3] = {
+        { "rzproxy_pool_replica_up", "gauge", "1 while the replica takes reads." },
+        { "rzproxy_pool_replica_lag_seconds", "gauge",
+          "How far behind the master the replica was at its last check (-1 = unknown)." },
+        { "rzproxy_pool_replica_reads_total", "counter", "Commands sent to the replica." },
+    };
+
+    for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+        add_family(out, fam[k][0], fam[k][1], fam[k][2]);
+        for (int i = 0; i < proxy.npools; i++) {
+            const struct replica *r;
+
+            TAILQ_FOREACH(r, &proxy.pools[i]->replicas, link) {
+                double v = k == 0 ? r->state == REPLICA_OK
+                         : k == 1 ? (r->lag_ms < 0 || r->lag_ms == INT64_MAX ? -1
+                                     : (double)r->lag_ms / 1000.0)
+                         : (double)r->reads;
+
+                evbuffer_add_printf(out, "%s{pool=\"%s\",replica=\"%s:%d\"} %.17g\n", fam[k][0],
+                                    proxy.pools[i]->name, r->host, r->port, v);
+            }
+        }
+    }
+}
+
 static void metrics_libraries(struct evbuffer *out)
 {
     add_family(out, "rzproxy_pool_clients_by_library", "gauge",
@@ -260,6 +289,7 @@ static void serve_metrics(struct evhttp_request *req)
     metrics_process(out, now);
     metrics_pool_state(out);
     metrics_pools(out, now);
+    metrics_replicas(out);
     metrics_libraries(out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
@@ -305,6 +335,22 @@ static void add_lib_json(const char *lib, int n, void *arg)
     json_object_set_new(arg, lib, json_integer(n));
 }
 
+static json_t *info_replicas(const struct pool *p)
+{
+    json_t *a = json_array();
+    const struct replica *r;
+    char addr[300];
+
+    TAILQ_FOREACH(r, &p->replicas, link) {
+        snprintf(addr, sizeof(addr), "%s:%d", r->host, r->port);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I}", "addr", addr, "state",
+                                           replica_state_name(r->state), "lag_ms",
+                                           (json_int_t)(r->lag_ms == INT64_MAX ? -2 : r->lag_ms),
+                                           "reads", (json_int_t)r->reads));
+    }
+    return a;
+}
+
 static json_t *info_pool(struct pool *p, uint64_t now_ms)
 {
     double v[PM_COUNT];
@@ -333,6 +379,9 @@ static json_t *info_pool(struct pool *p, uint64_t now_ms)
     libs = json_object();
     client_count_libs(p, add_lib_json, libs);
     json_object_set_new(o, "clients_by_library", libs);
+    json_object_set_new(o, "read_from", json_string(p->cf->read_from == CONF_READ_FROM_REPLICAS
+                                                    ? "replicas" : "master"));
+    json_object_set_new(o, "replicas", info_replicas(p));
     return o;
 }
 

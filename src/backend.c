@@ -40,9 +40,11 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "replica.h"
 
 #define REPLY_UNREACHABLE "-TRYAGAIN master unreachable\r\n"
 #define REPLY_LOST "-ERR connection to master lost; the command may or may not have run\r\n"
+#define REPLY_REPLICA_LOST "-TRYAGAIN connection to replica lost before its reply\r\n"
 
 static void backend_read_cb(void *arg);
 static void backend_drained(void *arg);
@@ -99,6 +101,19 @@ static void q_pop(struct backend *be)
  * command goes out on a connection not yet in its state, and a refusal
  * leaves every waiting command unsent.
  */
+/* The server a connection is to: a replica's, else the pool's master. */
+static const char *backend_host(const struct backend *be)
+{
+    if (be->replica != NULL)
+        return be->replica->host;
+    return be->to_replica ? "(a replica no longer named)" : be->pool->master_host;
+}
+
+static int backend_port(const struct backend *be)
+{
+    return be->replica != NULL ? be->replica->port : be->to_replica ? 0 : be->pool->master_port;
+}
+
 static void queue_setup(struct backend *be, const struct session_state *st)
 {
     static const char role[] = "*1\r\n$4\r\nROLE\r\n";
@@ -120,7 +135,7 @@ static void queue_setup(struct backend *be, const struct session_state *st)
         session_state_init(be->setup_st);
         session_state_copy(be->setup_st, st);
     }
-    if (p->cf->verify_role) {
+    if (p->cf->verify_role && be->replica == NULL) {
         evbuffer_add(be->io.out, role, sizeof(role) - 1);
         be->setup_left++;
         be->setup_role = 1;
@@ -136,6 +151,8 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, struct gr
     be->pool = p;
     be->pinned = pinned;
     be->group = g;
+    be->replica = g != NULL ? g->replica : NULL;
+    be->to_replica = be->replica != NULL;
     be->slot = slot;
     be->epoch = p->epoch;
     be->state = BACKEND_CONNECTING;
@@ -143,15 +160,15 @@ struct backend *backend_connect(struct pool *p, struct client *pinned, struct gr
     TAILQ_INIT(&be->waiters);
     /* Waiters resume when our output falls to half the limit. Any failure
      * is reported from the loop, so the caller always gets a backend. */
-    io_conn_connect(&be->io, p->master_host, p->master_port, p->cf->connect_timeout_ms,
+    io_conn_connect(&be->io, backend_host(be), backend_port(be), p->cf->connect_timeout_ms,
                     &backend_io, be, proxy.conf->output_buffer_limit / 2, p->tls,
                     p->cf->tls_server_name);
     io_conn_read(&be->io, 1);
     queue_setup(be, st);
     p->stats.backend_connects++;
     log_debug(p->name, "backend %llu connecting to %s:%d (%s, %d set-up commands)",
-              (unsigned long long)be->id, p->master_host, p->master_port,
-              pinned ? "pinned" : "shared", be->setup_left);
+              (unsigned long long)be->id, backend_host(be), backend_port(be),
+              pinned ? "pinned" : be->replica ? "replica" : "shared", be->setup_left);
     return be;
 }
 
@@ -422,7 +439,7 @@ static int reply_complete(struct backend *be, size_t *pending, const struct resp
         backend_close(be, "master's reply stream out of step");
         return -1;
     }
-    if (ri->type == '-' && be->partial == NULL && is_readonly_error(in)) {
+    if (ri->type == '-' && be->partial == NULL && !be->to_replica && is_readonly_error(in)) {
         /* Only the current master's refusal says our view is stale: a
          * demoted previous master refusing writes it still had is expected.
          * A static master has no next one: its refusal is passed on as is. */
@@ -544,7 +561,7 @@ static void backend_event_cb(void *arg, int what, int err)
     else if (what & IO_EOF)
         snprintf(why, sizeof(why), "master closed the connection");
     else if (what & IO_DNS)
-        snprintf(why, sizeof(why), "cannot resolve %s: %s", be->pool->master_host,
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", backend_host(be),
                  evutil_gai_strerror(err));
     else if ((what & IO_TLS) && be->io.connecting)
         snprintf(why, sizeof(why), "TLS handshake failed: %s", io_conn_tls_error(&be->io));
@@ -579,9 +596,11 @@ static void teardown(struct backend *be, const char *reason, int failure)
     /* A refused connect is logged by the pool once per outage. */
     log_at(failure && was_connected ? LOGL_WARN : LOGL_DEBUG, p->name,
            "backend %llu to %s:%d closed%s: %s (%u replies outstanding)",
-           (unsigned long long)be->id, p->master_host, p->master_port,
+           (unsigned long long)be->id, backend_host(be), backend_port(be),
            pinned ? " (pinned)" : "", reason, be->qlen);
-    if (failure) {
+    if (failure && be->replica != NULL) {
+        replica_conn_failed(be->replica);
+    } else if (failure && !be->to_replica) {
         p->stats.backend_failures++;
         if (!was_connected || !be->answered)
             pool_backend_connect_failed(p, reason);
@@ -602,8 +621,11 @@ static void teardown(struct backend *be, const char *reason, int failure)
         q_pop(be);
         settle(owner, &e, 0);
         client_reply_failed(owner, owner == be->partial ? NULL
+                                   : be->to_replica ? REPLY_REPLICA_LOST
                                    : was_connected ? REPLY_LOST : REPLY_UNREACHABLE);
-        if (pinned == NULL)
+        /* A read a replica did not answer leaves the client as it was,
+         * unless it got half the reply. */
+        if (pinned == NULL && (!be->to_replica || owner == be->partial))
             client_backend_closed(owner, was_connected, reason);
     }
     if (pinned != NULL)

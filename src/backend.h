@@ -23,6 +23,7 @@ struct evbuffer;
 struct pool;
 struct client;
 struct group;
+struct replica;
 struct session_state;
 
 enum backend_state {
@@ -44,6 +45,9 @@ struct backend {
     struct client *pinned;       /* the one owner of a pinned connection, else NULL */
     struct group *group;         /* shared: the session group whose slot it fills;
                                     NULL if pinned or retired */
+    struct replica *replica;     /* a connection to a replica (reads only), NULL = to
+                                    the master; NULL once retired */
+    int to_replica;              /* it was opened to a replica */
     int slot;                    /* index in group->conns, -1 if pinned or retired */
     uint64_t epoch;              /* pool->epoch when opened: its master */
     int retired;                 /* shared, to a previous master: close once drained */

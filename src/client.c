@@ -730,7 +730,7 @@ static void pin(struct client *c, const char *why)
  * there is room. -1 when max-session-groups are in use already. */
 static int join_group(struct client *c)
 {
-    struct group *g = group_get(c->pool, &c->st);
+    struct group *g = group_get(c->pool, NULL, &c->st);
 
     if (g == NULL) {
         log_info(c->pool->name, "client %llu pinned: max-session-groups (%d) in use",
@@ -768,6 +768,9 @@ static enum route_rc route(struct client *c, struct group *target, struct backen
         if (c->state != CLIENT_ACTIVE)
             return ROUTE_CLOSED;
     }
+    /* Replies owed by a replica come first: this goes to the master. */
+    if (c->outstanding > 0 && c->be != NULL && c->be->to_replica)
+        return ROUTE_WAIT_REPLIES;
     if ((*why = pool_gated(p)) != NULL)
         return ROUTE_NO_MASTER;
     if (c->be != NULL && c->be->epoch != p->epoch) {
@@ -1022,9 +1025,9 @@ static struct group *judge_group(struct client *c, const struct resp_request *re
     else
         run_target(c, req, mv, &final);
     if (clientcmd_move_judged_by(mv, &final))
-        g = group_get(c->pool, &final);
+        g = group_get(c->pool, NULL, &final);
     else
-        g = group_get(c->pool, &mv->to);
+        g = group_get(c->pool, NULL, &mv->to);
     session_state_free(&final);
     return g;
 }
@@ -1090,6 +1093,70 @@ static enum dispatch_rc dispatch_move(struct client *c, const struct cmd_info *c
     return rc;
 }
 
+/* ---- read-from replicas ---------------------------------------------------- */
+
+/*
+ * A read to a replica. Replies come back in order only if a client's
+ * outstanding replies are all on one connection: with replies owed by a
+ * replica connection, more reads follow them there; with replies owed by
+ * the master, the read goes to the master too. Otherwise the healthy
+ * replica owing the fewest replies takes it, on a connection in the
+ * client's session state; none healthy (or no room for its state there):
+ * the master. A read is never held for the master's gate: replicas answer
+ * while the master cannot be trusted, within replica-max-lag.
+ */
+static enum dispatch_rc forward_read(struct client *c, const struct cmd_info *ci,
+                                     const struct resp_request *req, struct evbuffer *in)
+{
+    struct session_expect exp;
+    struct replica *r;
+    struct group *g;
+    struct backend *be;
+
+    if (c->outstanding > 0 && c->be != NULL && c->be->replica != NULL)
+        be = c->be;
+    else if (c->outstanding > 0 && c->be != NULL && c->be->to_replica)
+        return wait_for(c, CLIENT_WAIT_REPLIES);     /* a replica no longer named */
+    else if (c->outstanding > 0 || (r = pool_pick_replica(c->pool)) == NULL ||
+             (g = group_get(c->pool, r, &c->st)) == NULL)
+        return forward(c, ci, req, in, NULL, NULL, NULL);
+    else
+        be = group_backend(g, c);
+    if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {
+        backend_add_waiter(be, c);
+        return wait_for(c, CLIENT_WAIT_BACKEND);
+    }
+    c->held_since_ms = 0;
+    session_on_send(&c->sess, ci, req, &exp);
+    c->be = be;
+    c->outstanding++;
+    backend_send(be, c, in, req->len, &exp);
+    be->replica->reads++;
+    c->pool->stats.replica_reads++;
+    return DISPATCH_DONE;
+}
+
+/* read-from replicas: a read-only command (the master's COMMAND says so)
+ * goes to a replica unless the client wrote less than read-after-write-ms
+ * ago; anything else to the master, its time kept for that rule. */
+static enum dispatch_rc dispatch_read_or_write(struct client *c, const struct cmd_info *ci,
+                                               const struct resp_request *req,
+                                               struct evbuffer *in)
+{
+    int window = c->pool->cf->read_after_write_ms;
+    enum dispatch_rc rc;
+
+    if (pool_command_readonly(c->pool, req)) {
+        if (window == 0 || util_now_ms() - c->last_write_ms >= (uint64_t)window)
+            return forward_read(c, ci, req, in);
+        return forward(c, ci, req, in, NULL, NULL, NULL);
+    }
+    rc = forward(c, ci, req, in, NULL, NULL, NULL);
+    if (rc == DISPATCH_DONE && window > 0)
+        c->last_write_ms = util_now_ms();
+    return rc;
+}
+
 /* Dispatch one framed request from the front of `in`. */
 static enum dispatch_rc dispatch(struct client *c, const struct resp_request *req,
                                  struct evbuffer *in)
@@ -1119,6 +1186,8 @@ static enum dispatch_rc dispatch(struct client *c, const struct resp_request *re
         return dispatch_move(c, &ci, req, in);
     if (!c->pinned && (ci.flags & CMD_PIN))
         pin(c, ci.why);
+    if (!c->pinned && c->pool->cf->read_from == CONF_READ_FROM_REPLICAS && ci.flags == 0)
+        return dispatch_read_or_write(c, &ci, req, in);
     return forward(c, &ci, req, in, NULL, NULL, NULL);
 }
 

@@ -61,6 +61,7 @@ struct client {
     int eof;                     /* the client half-closed: finish what it sent, close */
     uint64_t created_ms;
     uint64_t ncmds;              /* commands received (PROXY CLIENTS) */
+    uint64_t last_write_ms;      /* read-after-write-ms: its last command to the master */
     struct backend *be;          /* where its outstanding replies are (pinned: its own) */
     uint32_t outstanding;        /* replies still to come */
     struct backend *waiting_on;  /* in that backend's waiters list (WAIT_BACKEND) */

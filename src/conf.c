@@ -76,6 +76,12 @@ static const char *const znode_format_names[] = {
     "auto", "plain", "json", NULL,   /* same order as enum znode_format */
 };
 
+static const char *const read_from_names[] = {
+    [CONF_READ_FROM_MASTER] = "master",
+    [CONF_READ_FROM_REPLICAS] = "replicas",
+    NULL,
+};
+
 static const char *const on_no_master_names[] = {
     [CONF_ON_NO_MASTER_BLOCK] = "block",
     [CONF_ON_NO_MASTER_TRYAGAIN] = "tryagain",
@@ -178,6 +184,12 @@ static const char *const on_no_master_names[] = {
     D("session-group-idle-timeout", SC_POOL,                                                   \
       INT(P(group_idle_timeout_ms), 0, 86400000, U_MS), "30000",                               \
       "ms a session group nobody is in keeps its connections before they close")              \
+    D("read-from", SC_POOL, ENUM(P(read_from), read_from_names), "master",                   \
+      "where read-only commands go: master, or replicas (the znode's, when healthy)")         \
+    D("replica-max-lag", SC_POOL, INT(P(replica_max_lag_ms), 0, 5000, U_MS), "1000",           \
+      "ms a replica may be behind the master and still take reads")                            \
+    D("read-after-write-ms", SC_POOL, INT(P(read_after_write_ms), 0, 3600000, U_MS), "0",     \
+      "ms after a client's last write during which its reads go to the master; 0 = off")      \
     D("backend-user", SC_POOL, STRING(P(backend_user)), "",                                    \
       "ACL user every backend connection authenticates as; \"\" = the default user")           \
     D("backend-password-file", SC_POOL, STRING(P(backend_password_file)), "",                  \

@@ -22,6 +22,11 @@
 
 #include "util.h"
 
+enum conf_read_from {
+    CONF_READ_FROM_MASTER = 0,       /* every command to the master */
+    CONF_READ_FROM_REPLICAS,         /* read-only ones to a healthy replica */
+};
+
 enum conf_on_no_master {
     CONF_ON_NO_MASTER_BLOCK = 0,     /* hold commands up to block-timeout */
     CONF_ON_NO_MASTER_TRYAGAIN,      /* answer -TRYAGAIN at once */
@@ -47,6 +52,10 @@ struct conf_pool {
     int max_session_groups;          /* session groups (db, protocol, user) with shared
                                         connections; beyond it, clients pin */
     int group_idle_timeout_ms;       /* an unused session group closes after this long */
+    int read_from;                   /* enum conf_read_from */
+    int replica_max_lag_ms;          /* a replica further behind takes no reads */
+    int read_after_write_ms;         /* a client's reads go to the master this long after
+                                        its last write */
     char *backend_user;              /* ACL user of backend connections, "" = default */
     char *backend_password_file;     /* its password's file, "" = none */
     int tls;                         /* TLS to the master */

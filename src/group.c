@@ -12,42 +12,55 @@
 #include "log.h"
 #include "pool.h"
 #include "proxy.h"
+#include "replica.h"
 
 /* ---- groups ---------------------------------------------------------------- */
 
-struct group *group_get(struct pool *p, const struct session_state *st)
+static struct group_list *list_of(struct pool *p, struct replica *r, int **count)
 {
+    *count = r != NULL ? &r->ngroups : &p->ngroups;
+    return r != NULL ? &r->groups : &p->groups;
+}
+
+struct group *group_get(struct pool *p, struct replica *r, const struct session_state *st)
+{
+    int *count;
+    struct group_list *list = list_of(p, r, &count);
     struct group *g;
 
-    TAILQ_FOREACH(g, &p->groups, link) {
+    TAILQ_FOREACH(g, list, link) {
         if (!session_state_same(&g->st, st))
             continue;
         if (!g->proven && !session_state_same_cred(&g->st, st))
             session_state_copy(&g->st, st);
         return g;
     }
-    if (p->ngroups >= p->cf->max_session_groups)
+    if (*count >= p->cf->max_session_groups)
         return NULL;
-    return group_create(p, st);
+    return group_create(p, r, st);
 }
 
-struct group *group_create(struct pool *p, const struct session_state *st)
+struct group *group_create(struct pool *p, struct replica *r, const struct session_state *st)
 {
+    int *count;
+    struct group_list *list = list_of(p, r, &count);
     struct group *g;
     char what[160];
 
     g = xcalloc(1, sizeof(*g));
     g->id = ++p->next_group_id;
     g->pool = p;
+    g->replica = r;
     session_state_init(&g->st);
     session_state_copy(&g->st, st);
     g->nconns = p->cf->backend_connections;
     g->conns = xcalloc((size_t)g->nconns, sizeof(*g->conns));
     g->unused_since_ms = util_now_ms();
-    TAILQ_INSERT_TAIL(&p->groups, g, link);
-    p->ngroups++;
+    TAILQ_INSERT_TAIL(list, g, link);
+    (*count)++;
     session_state_describe(st, what, sizeof(what));
-    log_info(p->name, "session group g%llu (%s) created", (unsigned long long)g->id, what);
+    log_info(p->name, "session group g%llu (%s) created%s%s", (unsigned long long)g->id, what,
+             r != NULL ? " on replica " : "", r != NULL ? r->host : "");
     return g;
 }
 
@@ -134,6 +147,7 @@ void group_retire_backends(struct group *g)
         g->conns[i] = NULL;
         be->slot = -1;
         be->group = NULL;
+        be->replica = NULL;         /* the replica may go: the connection keeps to_replica */
         be->retired_ms = util_now_ms();
         if (be->qlen == 0) {
             backend_release(be, "master changed");
@@ -156,13 +170,15 @@ int group_open_backends(const struct group *g)
 void group_free(struct group *g)
 {
     struct pool *p = g->pool;
+    int *count;
+    struct group_list *list = list_of(p, g->replica, &count);
 
     for (int i = 0; i < g->nconns; i++) {
         if (g->conns[i] != NULL)
             backend_release(g->conns[i], "session group closed");
     }
-    TAILQ_REMOVE(&p->groups, g, link);
-    p->ngroups--;
+    TAILQ_REMOVE(list, g, link);
+    (*count)--;
     log_info(p->name, "session group g%llu closed", (unsigned long long)g->id);
     session_state_free(&g->st);
     free(g->conns);

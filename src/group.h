@@ -35,10 +35,12 @@ struct backend;
 struct client;
 struct evbuffer;
 struct pool;
+struct replica;
 
 struct group {
     uint64_t id;                 /* for logs and PROXY CLIENTS ("shared:g<id>") */
     struct pool *pool;
+    struct replica *replica;     /* whose connections: a replica's, NULL = the master's */
     struct session_state st;
     struct backend **conns;      /* backend-connections slots, NULL = not open */
     int nconns;
@@ -53,19 +55,19 @@ struct group {
 
 TAILQ_HEAD(group_list, group);
 
-/* The pool's group for state st, created if there is room; NULL when the
- * pool has max-session-groups already. The new group has no reference. A
- * group whose password is not proven takes st's. */
-struct group *group_get(struct pool *p, const struct session_state *st);
+/* The group for state st on the master (r NULL) or on replica r, created
+ * if there is room; NULL when there are max-session-groups already. The new
+ * group has no reference. A group whose password is not proven takes st's. */
+struct group *group_get(struct pool *p, struct replica *r, const struct session_state *st);
 /* A new group for st, whatever the limit (the pool's default group). */
-struct group *group_create(struct pool *p, const struct session_state *st);
+struct group *group_create(struct pool *p, struct replica *r, const struct session_state *st);
 void group_ref(struct group *g);
 void group_unref(struct group *g);
 /* The connection a client with nothing outstanding should use, opened on
  * demand; a connection paused for a slow reader is avoided while another
  * slot is free. */
 struct backend *group_backend(struct group *g, const struct client *c);
-/* Among the pool's groups with a connection open (or opening), the one
+/* Among the master's groups with a connection open (or opening), the one
  * whose state satisfies fits() that most clients are in; NULL if none. */
 struct group *group_find_open(struct pool *p,
                               int (*fits)(const void *arg, const struct session_state *st),

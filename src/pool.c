@@ -11,9 +11,13 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "probe.h"
 #include "proxy.h"
+#include "resp.h"
 #include "tls.h"
 #include "zk.h"
+
+static void drop_replicas(struct pool *p);
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -26,7 +30,7 @@ static struct group *pool_group0(struct pool *p)
     struct group *g;
 
     session_state_init(&st);
-    g = group_create(p, &st);
+    g = group_create(p, NULL, &st);
     group_ref(g);
     return g;
 }
@@ -52,6 +56,7 @@ struct pool *pool_new(struct conf_pool *cf, char *err, size_t errlen)
     snprintf(p->master_host, sizeof(p->master_host), "%s", host);
     p->master_port = port;
     TAILQ_INIT(&p->groups);
+    TAILQ_INIT(&p->replicas);
     TAILQ_INIT(&p->held);
     TAILQ_INIT(&p->retired);
     p->group0 = pool_group0(p);
@@ -121,6 +126,7 @@ void pool_free(struct pool *p)
 
     pool_stop_listening(p);
     pool_close_backends(p);
+    drop_replicas(p);
     while ((g = TAILQ_FIRST(&p->groups)) != NULL)
         group_free(g);
     session_state_free(&p->cred);
@@ -243,6 +249,178 @@ void pool_load_secrets(struct pool *p)
     }
 }
 
+/* ---- read-from replicas --------------------------------------------------- */
+
+static void set_readonly(struct pool *p, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < p->nreadonly; i++)
+        free(p->readonly[i]);
+    free(p->readonly);
+    p->readonly = xcalloc(n + 1, sizeof(*p->readonly));
+    for (size_t i = 0; i < n; i++)
+        p->readonly[i] = xstrdup(names[i]);
+    p->nreadonly = n;
+}
+
+/* The master's probe: its replication offset each tick (what replicas'
+ * lag is measured against) and, once, the commands it flags read-only. */
+static void on_master_probe(void *owner, enum probe_event ev, const struct probe_report *r)
+{
+    struct pool *p = owner;
+    int n = (int)(sizeof(p->offsets) / sizeof(p->offsets[0]));
+
+    if (ev == PROBE_COMMANDS) {
+        set_readonly(p, r->names, r->nnames);
+        log_info(p->name, "master %s:%d flags %zu commands read-only: those go to replicas",
+                 p->master_host, p->master_port, r->nnames);
+        return;
+    }
+    if (ev != PROBE_INFO || !r->is_master)
+        return;
+    if (strcmp(p->master_replid, r->replid) != 0)
+        p->noffsets = 0;             /* another history: its offsets mean something else */
+    snprintf(p->master_replid, sizeof(p->master_replid), "%s", r->replid);
+    p->offsets[p->offsets_head].ms = util_now_ms();
+    p->offsets[p->offsets_head].offset = r->offset;
+    p->offsets_head = (p->offsets_head + 1) % n;
+    if (p->noffsets < n)
+        p->noffsets++;
+}
+
+/* A new master (or none): its offsets start again, and its command table
+ * is asked again (another server may know other commands). */
+static void master_probe_reset(struct pool *p)
+{
+    probe_free(p->master_probe);
+    p->master_probe = NULL;
+    p->noffsets = 0;
+    p->master_replid[0] = '\0';
+    if (p->cf != NULL && p->cf->read_from == CONF_READ_FROM_REPLICAS && p->master_host[0])
+        p->master_probe = probe_new(p, p->master_host, p->master_port, 1, on_master_probe, p);
+}
+
+int64_t pool_replica_lag_ms(const struct pool *p, long long offset)
+{
+    int n = (int)(sizeof(p->offsets) / sizeof(p->offsets[0]));
+    uint64_t now = util_now_ms();
+
+    if (p->noffsets == 0)
+        return -1;
+    /* Newest first: the last time the master was no further than the
+     * replica is now; the replica is at most that stale. */
+    for (int i = 1; i <= p->noffsets; i++) {
+        int k = (p->offsets_head - i + n) % n;
+
+        if (p->offsets[k].offset <= offset)
+            return i == 1 ? 0 : (int64_t)(now - p->offsets[k].ms);
+    }
+    return INT64_MAX;        /* behind everything remembered: more than replica-max-lag allows */
+}
+
+static struct replica *find_replica(struct pool *p, const char *host, int port)
+{
+    struct replica *r;
+
+    TAILQ_FOREACH(r, &p->replicas, link) {
+        if (r->port == port && strcmp(r->host, host) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static void drop_replicas(struct pool *p)
+{
+    struct replica *r;
+
+    while ((r = TAILQ_FIRST(&p->replicas)) != NULL) {
+        TAILQ_REMOVE(&p->replicas, r, link);
+        p->nreplicas--;
+        replica_free(r);
+    }
+    probe_free(p->master_probe);
+    p->master_probe = NULL;
+}
+
+void pool_set_replicas(struct pool *p, const struct znode_master *m)
+{
+    struct replica *r, *next;
+
+    TAILQ_FOREACH(r, &p->replicas, link)
+        r->named = 0;
+    for (int i = 0; i < m->nreplicas; i++) {
+        r = find_replica(p, m->replicas[i].host, m->replicas[i].port);
+        if (r == NULL) {
+            r = replica_new(p, m->replicas[i].host, m->replicas[i].port);
+            TAILQ_INSERT_TAIL(&p->replicas, r, link);
+            p->nreplicas++;
+        }
+        r->named = 1;
+    }
+    for (r = TAILQ_FIRST(&p->replicas); r != NULL; r = next) {
+        next = TAILQ_NEXT(r, link);
+        if (!r->named) {
+            TAILQ_REMOVE(&p->replicas, r, link);
+            p->nreplicas--;
+            replica_free(r);
+        }
+    }
+    if (p->master_probe == NULL)
+        master_probe_reset(p);
+}
+
+struct replica *pool_pick_replica(struct pool *p)
+{
+    struct replica *r, *best = NULL;
+    int least = 0;
+
+    TAILQ_FOREACH(r, &p->replicas, link) {
+        int n;
+
+        if (r->state != REPLICA_OK)
+            continue;
+        n = replica_outstanding(r);
+        if (best == NULL || n < least) {
+            best = r;
+            least = n;
+        }
+    }
+    /* Ties go round: the one picked moves to the end. */
+    if (best != NULL && least == 0 && TAILQ_NEXT(best, link) != NULL) {
+        TAILQ_REMOVE(&p->replicas, best, link);
+        TAILQ_INSERT_TAIL(&p->replicas, best, link);
+    }
+    return best;
+}
+
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+int pool_command_readonly(const struct pool *p, const struct resp_request *req)
+{
+    if (p->nreadonly == 0 || req->namelen >= RESP_NAME_MAX)
+        return 0;
+    return bsearch(req->name, p->readonly, p->nreadonly, sizeof(*p->readonly), cmp_name) != NULL;
+}
+
+static void replicas_tick(struct pool *p, uint64_t now_ms)
+{
+    struct replica *r;
+
+    if (p->cf->read_from != CONF_READ_FROM_REPLICAS) {
+        if (!TAILQ_EMPTY(&p->replicas) || p->master_probe != NULL)
+            drop_replicas(p);      /* read-from master since a reload */
+        return;
+    }
+    if (p->master_probe == NULL && p->master_host[0] && !TAILQ_EMPTY(&p->replicas))
+        master_probe_reset(p);
+    if (p->master_probe != NULL)
+        probe_tick(p->master_probe, now_ms);
+    TAILQ_FOREACH(r, &p->replicas, link)
+        replica_tick(r, now_ms);
+}
+
 /* ---- master changes (zk pools) ----------------------------------------- */
 
 /*
@@ -272,6 +450,7 @@ static void switch_master(struct pool *p)
     p->down_reason = "master unreachable";
     TAILQ_FOREACH(g, &p->groups, link)
         group_retire_backends(g);
+    master_probe_reset(p);
     client_master_changed(p);
 }
 
@@ -331,6 +510,10 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     }
     if (changed)
         switch_master(p);
+    /* The replicas of the data applied (the same version, or a newer). */
+    if (ev->type == GATE_EV_READ_DATA && ev->result == ZNODE_MASTER &&
+        ev->mzxid == p->gate.mzxid && p->cf->read_from == CONF_READ_FROM_REPLICAS)
+        pool_set_replicas(p, &ev->master);
     if (p->gate.state == GATE_READY && ev->type != GATE_EV_STALE)
         check_stale(p, util_now_ms());
     /* Held clients re-check on every change: released on READY, refused at
@@ -515,6 +698,7 @@ void pool_cron(struct pool *p, uint64_t now_ms)
     evict_stalled(p, now_ms);
     close_undrained(p, now_ms);
     close_idle_groups(p, now_ms);
+    replicas_tick(p, now_ms);
     if (p->zk)
         check_stale(p, now_ms);
 }
@@ -577,6 +761,25 @@ int pool_shared_open(const struct pool *p)
     return open;
 }
 
+/* read-from replicas: one line per replica. */
+static void replicas_info(struct pool *p, struct evbuffer *buf)
+{
+    const struct replica *r;
+    int i = 0;
+
+    evbuffer_add_printf(buf, "read_from:%s\r\n",
+                        p->cf->read_from == CONF_READ_FROM_REPLICAS ? "replicas" : "master");
+    if (p->cf->read_from != CONF_READ_FROM_REPLICAS)
+        return;
+    evbuffer_add_printf(buf, "readonly_commands:%zu\r\nreplica_reads:%llu\r\nreplicas:%d\r\n",
+                        p->nreadonly, (unsigned long long)p->stats.replica_reads, p->nreplicas);
+    TAILQ_FOREACH(r, &p->replicas, link)
+        evbuffer_add_printf(buf, "replica%d:addr=%s:%d,state=%s,lag_ms=%lld,reads=%llu\r\n", i++,
+                            r->host, r->port, replica_state_name(r->state),
+                            r->lag_ms == INT64_MAX ? -2LL : (long long)r->lag_ms,
+                            (unsigned long long)r->reads);
+}
+
 void pool_info(struct pool *p, struct evbuffer *buf)
 {
     const char *why = pool_unavailable(p);
@@ -617,4 +820,5 @@ void pool_info(struct pool *p, struct evbuffer *buf)
                         (unsigned long long)p->stats.backend_failures);
     evbuffer_add_printf(buf, "readonly_retries:%llu\r\n",
                         (unsigned long long)p->stats.readonly_retries);
+    replicas_info(p, buf);
 }

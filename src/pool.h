@@ -11,12 +11,15 @@
 
 #include "gate.h"
 #include "group.h"
+#include "replica.h"
 #include "util.h"
 #include "zkacl.h"
 
 struct conf_pool;
 struct backend;
 struct ssl_ctx_st;
+struct probe;
+struct resp_request;
 struct gate_event;
 struct client;
 struct listener;
@@ -34,6 +37,7 @@ struct pool_stats {
     uint64_t request_bytes;          /* client request bytes forwarded to the master */
     uint64_t reply_bytes;            /* reply bytes delivered to clients */
     int64_t last_switch_ms;          /* znode event -> first command to the new master, -1 */
+    uint64_t replica_reads;          /* commands sent to replicas */
 };
 
 struct pool {
@@ -57,6 +61,18 @@ struct pool {
     struct ssl_ctx_st *tls;          /* the TLS context (tls yes), NULL otherwise */
     char *unusable;                  /* backend-password-file or tls-* could not be loaded:
                                         why; the pool is gated until a reload fixes it */
+    /* read-from replicas (replica.c, probe.c) */
+    struct replica_list replicas;    /* the znode's replicas */
+    int nreplicas;
+    struct probe *master_probe;      /* the master's offsets; its command table */
+    char master_replid[48];          /* the master's replication id, "" = not known */
+    struct {                         /* the master's replication offset, each tick */
+        uint64_t ms;
+        long long offset;
+    } offsets[64];
+    int noffsets, offsets_head;
+    char **readonly;                 /* command names the master flags read-only, sorted */
+    size_t nreadonly;
     int nclients;                    /* live clients of this pool */
     int zk;                          /* master source is a znode: `gate` decides */
     struct gate gate;                /* ZooKeeper trust state (zk pools) */
@@ -148,6 +164,20 @@ void pool_backend_connect_failed(struct pool *p, const char *reason);
  * is reported to clients as that, not as an unreachable master. */
 void pool_backend_credentials_refused(struct pool *p);
 void pool_backend_gone(struct pool *p, struct backend *be);
+
+/* ---- read-from replicas ---- */
+
+/* The znode named these replicas (the master's read from it): start
+ * checking the new ones, stop reading from those no longer named. */
+void pool_set_replicas(struct pool *p, const struct znode_master *m);
+/* The replica a read should go to (healthy, owing the fewest replies), or
+ * NULL: the master takes it. */
+struct replica *pool_pick_replica(struct pool *p);
+/* The server flags this command read-only (COMMAND, asked of the master). */
+int pool_command_readonly(const struct pool *p, const struct resp_request *req);
+/* How far behind a replica at this replication offset is, in ms, against
+ * the master's recent offsets; -1 while they are not known. */
+int64_t pool_replica_lag_ms(const struct pool *p, long long offset);
 
 /* Shared backend connections open, all session groups. */
 int pool_shared_open(const struct pool *p);

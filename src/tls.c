@@ -70,6 +70,10 @@ SSL_CTX *tls_ctx_new(const struct conf_pool *cf, char *err, size_t errlen)
     /* Writes go out of a buffer that may move between retries (io.c copies
      * from the output evbuffer), and may be partial like write(2). */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read ahead: a read takes what the socket has, not a record header and
+     * then its body (two read(2) per record); io.c asks SSL_has_pending()
+     * for what was read ahead. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (ca_file != NULL || ca_dir != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, ca_dir) != 1)
             return fail(ctx, err, errlen, ca_file ? "tls-ca-cert-file" : "tls-ca-cert-dir",

@@ -295,6 +295,33 @@ static const char *json_type_phrase(const json_t *v)
     return "unknown";
 }
 
+/* "slaves": the ones that parse, the master itself left out. Replicas are a
+ * hint for reads (each is checked before any read goes to it), so a bad
+ * entry costs that entry, not the master. */
+static void parse_replicas(const json_t *slaves, struct znode_master *m)
+{
+    size_t i;
+    json_t *s;
+
+    m->nreplicas = 0;
+    if (!json_is_array(slaves))
+        return;
+    json_array_foreach(slaves, i, s) {
+        struct znode_node *n = &m->replicas[m->nreplicas];
+        char detail[64];
+
+        if (m->nreplicas == ZNODE_MAX_REPLICAS)
+            break;
+        if (!json_is_string(s) ||
+            parse_hostport(json_string_value(s), json_string_length(s), true, n->host,
+                           sizeof(n->host), &n->port, detail, sizeof(detail)) != 0)
+            continue;
+        if (n->port == m->port && strcmp(n->host, m->host) == 0)
+            continue;
+        m->nreplicas++;
+    }
+}
+
 static enum znode_result parse_json(const char *data, size_t len, struct znode_master *m,
                                     char *why, size_t whylen)
 {
@@ -335,6 +362,7 @@ static enum znode_result parse_json(const char *data, size_t len, struct znode_m
         r = ZNODE_BAD_DATA;
     } else {
         r = ZNODE_MASTER;
+        parse_replicas(json_object_get(root, "slaves"), m);
     }
 out:
     json_decref(root);

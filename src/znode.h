@@ -9,7 +9,10 @@
  *           allowed ("10.0.0.1:6379\n"), nothing else.
  *   json    redis_failover's node manager document:
  *           {"master":"h:p","slaves":["h:p",...],"unavailable":[...]}
- *           Only "master" is read; other keys are ignored.
+ *           "master" decides; "slaves" lists the replicas a pool with
+ *           read-from replicas may read from (entries that are not
+ *           plausible host:port strings, and those past ZNODE_MAX_REPLICAS,
+ *           are left out, never an error); other keys are ignored.
  *   auto    JSON when the first non-whitespace byte is '{', else plain.
  *
  * Outcomes:
@@ -55,10 +58,19 @@ enum znode_result {
     ZNODE_BAD_DATA,                  /* does not parse; see why */
 };
 
+#define ZNODE_MAX_REPLICAS 8
+
+struct znode_node {
+    char host[256];                  /* name or address, IPv6 without brackets */
+    int port;                        /* 1..65535 */
+};
+
 struct znode_master {
     char host[256];                  /* name or address, IPv6 without brackets */
     int port;                        /* 1..65535 */
     enum znode_format format;        /* format detected (PLAIN or JSON) */
+    int nreplicas;                   /* JSON "slaves" that parse, in order */
+    struct znode_node replicas[ZNODE_MAX_REPLICAS];
 };
 
 /*

@@ -723,7 +723,8 @@ static void test_directive_names(void **state)
         "admin-listen", "protected-mode", "unixsocket-perm", "zk-session-file",
         "pool", "listen", "master", "znode", "znode-format", "znode-max-age", "backend-sharing",
         "backend-connections", "connect-timeout", "verify-role", "on-no-master", "block-timeout",
-        "drain-timeout", "max-session-groups", "session-group-idle-timeout", "backend-user",
+        "drain-timeout", "max-session-groups", "session-group-idle-timeout", "read-from",
+        "replica-max-lag", "read-after-write-ms", "backend-user",
         "backend-password-file", "tls", "tls-ca-cert-file", "tls-ca-cert-dir", "tls-cert-file",
         "tls-key-file", "tls-server-name",
     };

@@ -1,0 +1,307 @@
+"""Replica reads (issue 16): a pool with `read-from replicas` sends the
+commands the master flags read-only to the replicas its redis_failover
+znode names, when they are healthy and within replica-max-lag; everything
+else to the master. Real ZooKeeper, a master and two replicas."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import ADMIN_NAME, LOCALHOST, RespConn, encode, free_port, wait_for
+from zkutil import hp, pool_info, rf_json, wait_master, zdelete, zset
+
+pytestmark = pytest.mark.proxy_only
+
+FAST_SYNC = ["--repl-diskless-sync-delay", "0", "--replica-read-only", "yes"]
+
+
+class Relay(threading.Thread):
+    """A TCP relay on 127.0.0.1 that can hold what it forwards: a
+    replication link that lags on demand (the replica stays linked, its
+    offset stops)."""
+
+    def __init__(self, target_port):
+        super().__init__(daemon=True)
+        self.target = target_port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((LOCALHOST, 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.stop_ev = threading.Event()
+        self.socks = []
+
+    def _pump(self, a, b):
+        try:
+            while not self.stop_ev.is_set():
+                data = a.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait(30)
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def run(self):
+        self.lsock.settimeout(0.2)
+        while not self.stop_ev.is_set():
+            try:
+                a, _ = self.lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            b = socket.create_connection((LOCALHOST, self.target))
+            self.socks += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    def close(self):
+        self.stop_ev.set()
+        self.flowing.set()
+        for s in self.socks + [self.lsock]:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def trio(redis_factory):
+    """Master A, replica B (through a relay that can hold the link), and
+    replica C."""
+    a = redis_factory(extra_args=FAST_SYNC)
+    relay = Relay(a.port)
+    relay.start()
+    b = redis_factory(extra_args=FAST_SYNC + ["--replicaof", LOCALHOST, str(relay.port)])
+    c = redis_factory(extra_args=FAST_SYNC + ["--replicaof", LOCALHOST, str(a.port)])
+    for r in (b, c):
+        wait_for(lambda: r.client().info("replication").get("master_link_status") == "up",
+                 timeout=20, what="replica %d linked" % r.port)
+    # A replica that just loaded its first copy gets the stream only once
+    # the master has its REPLCONF ACK (up to a second): wait for a write.
+    a.client().set("trio:ready", "1")
+    for r in (b, c):
+        wait_for(lambda: r.client().get("trio:ready") == b"1", timeout=10,
+                 what="replica %d streaming" % r.port)
+    yield a, b, c, relay
+    relay.close()
+
+
+def calls(srv, cmd):
+    with srv.client() as adm:
+        return int(adm.info("commandstats").get("cmdstat_" + cmd, {}).get("calls", 0))
+
+
+def replicas_of(px):
+    info = pool_info(px)
+    out = {}
+    for k, v in info.items():
+        if k.startswith("replica") and k[7:].isdigit():
+            f = dict(kv.split("=", 1) for kv in v.split(","))
+            out[f["addr"]] = f
+    return out
+
+
+def wait_replicas(px, states, timeout=10):
+    """Wait until the replicas' states are `states` ({"h:p": "ok"})."""
+    def ok():
+        got = {a: f["state"] for a, f in replicas_of(px).items()}
+        return got == states and got
+    return wait_for(ok, timeout=timeout, interval=0.05, what="replica states %r" % states)
+
+
+@pytest.fixture
+def reads(zk_server, kz, zk_proxy_factory, znode_path, trio):
+    """A reads pool on the trio, both replicas taking reads."""
+    a, b, c, relay = trio
+    zset(kz, znode_path, rf_json(hp(a), [hp(b), hp(c)]))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"read-from": "replicas",
+                                                       "replica-max-lag": "500"})
+    wait_master(px, hp(a))
+    wait_replicas(px, {hp(b): "ok", hp(c): "ok"})
+    wait_for(lambda: int(pool_info(px).get("readonly_commands", "0")) > 50, timeout=5,
+             what="the master's read-only commands known")
+    return px
+
+
+def test_reads_spread_writes_to_master(reads, trio):
+    a, b, c, _ = trio
+    px = reads
+    conns = [px.raw() for _ in range(10)]
+    try:
+        for i, cl in enumerate(conns):
+            assert cl.call("SET", "rk:%d" % i, i) == "OK"
+        wait_for(lambda: all(s.client().get("rk:9") == b"9" for s in (b, c)), timeout=5,
+                 what="the writes replicated")
+        before = {s.port: calls(s, "get") for s in (a, b, c)}
+        for _ in range(20):
+            for i, cl in enumerate(conns):
+                assert cl.call("GET", "rk:%d" % i) == b"%d" % i
+    finally:
+        for cl in conns:
+            cl.close()
+    got = {s.port: calls(s, "get") - before[s.port] for s in (a, b, c)}
+    assert got[a.port] == 0, got
+    assert got[b.port] > 20 and got[c.port] > 20 and got[b.port] + got[c.port] == 200, got
+    assert calls(a, "set") >= 10
+    info = replicas_of(px)
+    assert int(info[hp(b)]["reads"]) + int(info[hp(c)]["reads"]) >= 200
+
+
+def test_transactions_and_scripts(reads, trio):
+    """MULTI/EXEC, EVAL, EVALSHA and FCALL go to the master; EVAL_RO and
+    FCALL_RO, flagged read-only by the server, to a replica."""
+    a, b, c, _ = trio
+    with a.client() as adm:
+        adm.execute_command("FUNCTION", "LOAD", "REPLACE",
+                            "#!lua name=rzlib\n"
+                            "redis.register_function('rzget', function(k) return redis.call('GET', k[1]) end)\n"
+                            "redis.register_function{function_name='rzget_ro', "
+                            "callback=function(k) return redis.call('GET', k[1]) end, "
+                            "flags={'no-writes'}}\n")
+        adm.set("sk", "sv")
+    wait_for(lambda: all(s.client().get("sk") == b"sv" for s in (b, c)), timeout=5,
+             what="replicated")
+    script = "return redis.call('GET', KEYS[1])"
+    before = {(s.port, cmd): calls(s, cmd) for s in (a, b, c)
+              for cmd in ("eval", "eval_ro", "evalsha", "fcall", "fcall_ro", "exec")}
+    with reads.raw() as cl:
+        sha = cl.call("SCRIPT", "LOAD", script)
+        assert cl.call("EVAL", script, 1, "sk") == b"sv"
+        assert cl.call("EVALSHA", sha, 1, "sk") == b"sv"
+        assert cl.call("FCALL", "rzget", 1, "sk") == b"sv"
+    with reads.raw() as cl:
+        assert cl.call("EVAL_RO", script, 1, "sk") == b"sv"
+        assert cl.call("FCALL_RO", "rzget_ro", 1, "sk") == b"sv"
+    with reads.raw() as cl:
+        assert cl.call("MULTI") == "OK"
+        assert cl.call("GET", "sk") == "QUEUED"
+        assert cl.call("EXEC") == [b"sv"]
+
+    def delta(cmd, servers):
+        return sum(calls(s, cmd) - before[(s.port, cmd)] for s in servers)
+    for cmd in ("eval", "evalsha", "fcall", "exec"):
+        assert delta(cmd, (a,)) == 1 and delta(cmd, (b, c)) == 0, cmd
+    for cmd in ("eval_ro", "fcall_ro"):
+        assert delta(cmd, (a,)) == 0 and delta(cmd, (b, c)) == 1, cmd
+
+
+def test_stopped_and_lagging_replicas_take_no_reads(reads, trio):
+    """A replica stopped (SIGSTOP) and one whose link is held (lagging)
+    stop taking reads within the check period and take them again once
+    healthy; no client sees an error for a read that was never sent."""
+    import signal
+    a, b, c, relay = trio
+    px = reads
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def writer():
+        with px.raw() as cl:
+            i = 0
+            while not stop.is_set():
+                cl.call("SET", "lag:w", i)
+                i += 1
+                time.sleep(0.002)
+
+    def reader():
+        try:
+            while not stop.is_set():
+                with px.raw() as cl:      # new connections: never stuck on a stopped replica
+                    rep = cl.call("GET", "lag:w", timeout=20)
+                    if isinstance(rep, str):
+                        errors.append(rep)
+                    done[0] += 1
+        except Exception as e:
+            errors.append(repr(e))
+
+    # Several readers: a read sent to C just before its stop waits for it,
+    # as it would connected directly; the others go on.
+    ths = [threading.Thread(target=writer, daemon=True)] + \
+        [threading.Thread(target=reader, daemon=True) for _ in range(4)]
+    for t in ths:
+        t.start()
+    try:
+        c.proc.send_signal(signal.SIGSTOP)
+        wait_replicas(px, {hp(b): "ok", hp(c): "down"}, timeout=3)
+        n = calls(b, "get")
+        wait_for(lambda: calls(b, "get") > n + 20, timeout=5, what="reads going to b")
+        c.proc.send_signal(signal.SIGCONT)
+        wait_replicas(px, {hp(b): "ok", hp(c): "ok"}, timeout=5)
+        relay.flowing.clear()
+        wait_replicas(px, {hp(b): "lagging", hp(c): "ok"}, timeout=5)
+        n = calls(b, "get")
+        time.sleep(0.5)
+        assert calls(b, "get") == n, "a lagging replica took reads"
+        relay.flowing.set()
+        wait_replicas(px, {hp(b): "ok", hp(c): "ok"}, timeout=5)
+    finally:
+        relay.flowing.set()
+        try:
+            c.proc.send_signal(signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        stop.set()
+        for t in ths:
+            t.join(15)
+    assert not errors, errors[:5]
+    assert done[0] > 50
+
+
+def test_reads_flow_while_writes_gate(reads, trio, kz, znode_path):
+    """The znode deleted: writes are held (block mode) and answered
+    -TRYAGAIN at block-timeout, reads keep coming from the replicas."""
+    a, b, c, _ = trio
+    with a.client() as adm:
+        adm.set("g:k", "v")
+    wait_for(lambda: all(s.client().get("g:k") == b"v" for s in (b, c)), timeout=5, what="replicated")
+    zdelete(kz, znode_path)
+    wait_for(lambda: pool_info(reads).get("state") == "NO_NODE", timeout=5, what="gated")
+    with reads.raw() as cl:
+        for _ in range(20):
+            assert cl.call("GET", "g:k") == b"v"
+        t0 = time.monotonic()
+        assert cl.call("SET", "g:k", "w", timeout=15) == "TRYAGAIN znode missing"
+        assert time.monotonic() - t0 >= 4
+    with a.client() as adm:
+        assert adm.get("g:k") == b"v"
+
+
+def test_new_znode_version_drops_unnamed_replica(reads, trio, kz, znode_path):
+    """A znode version that no longer names C: once it is read, no read
+    goes to C."""
+    a, b, c, _ = trio
+    zset(kz, znode_path, rf_json(hp(a), [hp(b)]))
+    wait_for(lambda: set(replicas_of(reads)) == {hp(b)}, timeout=5, what="C dropped")
+    n = calls(c, "get")
+    with reads.raw() as cl:
+        for _ in range(50):
+            cl.call("GET", "x")
+    assert calls(c, "get") == n
+
+
+def test_read_after_write(zk_server, kz, zk_proxy_factory, znode_path, trio):
+    """read-after-write-ms: a client's reads right after its write go to
+    the master, so it reads what it wrote even from a lagging replica."""
+    a, b, c, relay = trio
+    zset(kz, znode_path, rf_json(hp(a), [hp(b)]))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"read-from": "replicas",
+                                                       "replica-max-lag": "5000",
+                                                       "read-after-write-ms": "1000"})
+    wait_replicas(px, {hp(b): "ok"})
+    relay.flowing.clear()          # b falls behind, within the (large) lag bound
+    try:
+        with px.raw() as cl:
+            for i in range(20):
+                assert cl.call("SET", "raw:k", i) == "OK"
+                assert cl.call("GET", "raw:k") == b"%d" % i
+    finally:
+        relay.flowing.set()
