@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from conftest import LOCALHOST, wait_for
+from conftest import LOCALHOST, RespConn, free_port, wait_for
 from zkutil import (zset, rf_json, hp, wait_master, make_replica, pool_info, fmt_info, Monitor,
                     AckWriter)
 
@@ -38,6 +38,16 @@ def ctl(confpath, *args, timeout=30):
     p = subprocess.run([RZCTL, "-c", confpath] + list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+class ReadsPort:
+    """The reads pool's listener, for an AckWriter (which asks px.raw())."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def raw(self, timeout=10.0):
+        return RespConn.tcp(self.port, timeout=timeout)
 
 
 def writer(px, idx, stop, setup=()):
@@ -77,9 +87,9 @@ def not_master_windows(px, ports, rotations):
     READY before it switched away from that server (from then on it was
     gated until the switch: any later departure would come after), and
     closes when the proxy switched back to it."""
-    leaves = [t for t, _ in log_times(px, "state READY -> ")]
+    leaves = [t for t, _ in log_times(px, "[main] state READY -> ")]
     switches = []          # (time, new master port)
-    for t, line in log_times(px, "] master "):
+    for t, line in log_times(px, "[main] master "):
         if " -> %s:" % LOCALHOST in line:
             switches.append((t, int(line.split(" -> ")[1].split()[0].rsplit(":", 1)[1])))
     assert len(switches) == rotations + 1, "expected %d switches, log has %d" % (rotations + 1, len(switches))
@@ -97,14 +107,15 @@ MONITOR_LINE = re.compile(r'^(\d+\.\d+) \[\d+ ([^\]]+)\] (.*)$')
 
 
 def leaks(lines, windows, server_ports):
-    """MONITOR lines of writer commands from a client that is not a
-    replication link, inside a window where the proxy must send nothing."""
+    """MONITOR lines of writer commands (not the reads pool's GET and
+    LRANGE, which replicas answer) from a client that is not a replication
+    link, inside a window where the proxy must send nothing."""
     bad = []
     for line in lines:
         m = MONITOR_LINE.match(line)
         assert m, "unexpected MONITOR line %r" % line
         stamp, addr, cmd = m.groups()
-        if not any(k in cmd for k in ('"c:', '"l:')):
+        if not any(k in cmd for k in ('"c:', '"l:')) or not cmd.startswith(('"INCR"', '"RPUSH"')):
             continue
         port = addr.rsplit(":", 1)[-1]
         if port.isdigit() and int(port) in server_ports:
@@ -124,8 +135,13 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
     for s in servers[1:]:
         make_replica(s, servers[0])
     zset(kz, znode_path, rf_json(hp(servers[0]), [hp(s) for s in servers[1:]]))
+    reads_port = free_port()
     px = zk_proxy_factory(zk_server, znode_path, sharing=sharing, globals_={"loglevel": "info"},
-                          pool={"on-no-master": mode, "block-timeout": "10000"})
+                          pool={"on-no-master": mode, "block-timeout": "10000"},
+                          extra_pools=[("reads", reads_port,
+                                        {"znode": znode_path, "read-from": "replicas",
+                                         "on-no-master": mode, "block-timeout": "10000",
+                                         "backend-sharing": sharing})])
     wait_master(px, hp(servers[0]))
     monitors = [Monitor(s) for s in servers]
     stop = threading.Event()
@@ -133,14 +149,18 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
     stateful = writer(px, 9, stop, setup=[("AUTH", "app", "apppw"), ("SELECT", "3"),
                                          ("CLIENT", "SETNAME", "sw")])
     writers.append(stateful)
-    for w in writers:
+    # beside them, a reads pool (read-from replicas) on the same znode
+    reader = AckWriter(ReadsPort(reads_port), [("GET", "c:0"), ("LRANGE", "l:0", "0", "0")],
+                       stop=stop, is_ack=lambda rep: not isinstance(rep, str),
+                       retry_tryagain=mode == "tryagain")
+    for w in writers + [reader]:
         w.start()
     current, outputs = 0, []
     try:
         wait_for(lambda: all(len(w.acks) >= 20 for w in writers), timeout=10, what="writers started")
         for k in range(ROTATIONS):
             nxt = (current + 1) % 3
-            rc, out = ctl(px.confpath, "failover", "--to", hp(servers[nxt]))
+            rc, out = ctl(px.confpath, "-p", "main", "failover", "--to", hp(servers[nxt]))
             outputs.append(out)
             assert rc == 0, "rotation %d: rzproxy-ctl failover exit %d:\n%s" % (k, rc, out)
             wait_master(px, hp(servers[nxt]), timeout=10)
@@ -154,6 +174,9 @@ def test_rotations_under_load(zk_server, kz, zk_proxy_factory, redis_factory, zn
         for w in writers:
             w.join(40)
         lines = [m.stop() for m in monitors]
+    reader.join(40)
+    assert reader.failure is None and not reader.errors, (reader.failure, reader.errors[:5])
+    assert len(reader.acks) > 20, "the reads pool answered %d reads" % len(reader.acks)
     for w in writers:
         assert w.failure is None, "writer %d: %s" % (w.idx, w.failure)
         assert not w.errors, "writer %d: %s" % (w.idx, w.errors)
