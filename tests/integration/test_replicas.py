@@ -123,8 +123,11 @@ def reads(zk_server, kz, zk_proxy_factory, znode_path, trio):
     """A reads pool on the trio, both replicas taking reads."""
     a, b, c, relay = trio
     zset(kz, znode_path, rf_json(hp(a), [hp(b), hp(c)]))
+    admin = free_port()
     px = zk_proxy_factory(zk_server, znode_path, pool={"read-from": "replicas",
-                                                       "replica-max-lag": "500"})
+                                                       "replica-max-lag": "500"},
+                          globals_={"admin-listen": "%s:%d" % (LOCALHOST, admin)})
+    px.admin = admin
     wait_master(px, hp(a))
     wait_replicas(px, {hp(b): "ok", hp(c): "ok"})
     wait_for(lambda: int(pool_info(px).get("readonly_commands", "0")) > 50, timeout=5,
@@ -305,3 +308,28 @@ def test_read_after_write(zk_server, kz, zk_proxy_factory, znode_path, trio):
                 assert cl.call("GET", "raw:k") == b"%d" % i
     finally:
         relay.flowing.set()
+
+
+def test_replicas_in_metrics_and_info(reads, trio):
+    """/metrics and /info show each replica's state, lag and reads."""
+    import json
+    import urllib.request
+    a, b, c, _ = trio
+    with reads.raw() as cl:
+        for _ in range(10):
+            cl.call("GET", "m:k")
+
+    def get(path):
+        with urllib.request.urlopen("http://%s:%d%s" % (LOCALHOST, reads.admin, path), timeout=5) as r:
+            return r.read().decode()
+    metrics = get("/metrics")
+    for r in (b, c):
+        assert 'rzproxy_pool_replica_up{pool="main",replica="%s"} 1' % hp(r) in metrics, metrics
+        assert 'rzproxy_pool_replica_lag_seconds{pool="main",replica="%s"}' % hp(r) in metrics
+    reads_total = sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
+                      if l.startswith("rzproxy_pool_replica_reads_total{"))
+    assert reads_total >= 10, metrics
+    info = json.loads(get("/info"))["pools"][0]
+    assert info["read_from"] == "replicas"
+    assert sorted(x["addr"] for x in info["replicas"]) == sorted([hp(b), hp(c)])
+    assert all(x["state"] == "ok" for x in info["replicas"]), info["replicas"]
