@@ -333,3 +333,31 @@ def test_replicas_in_metrics_and_info(reads, trio):
     assert info["read_from"] == "replicas"
     assert sorted(x["addr"] for x in info["replicas"]) == sorted([hp(b), hp(c)])
     assert all(x["state"] == "ok" for x in info["replicas"]), info["replicas"]
+
+
+def test_replica_killed_mid_reads(reads, trio):
+    """A replica killed while readers pipeline through the pool: a read it
+    had been sent is answered -TRYAGAIN (a read, safe to retry) and the
+    client stays connected; reads not yet sent go to the other replica."""
+    import signal
+    a, b, c, _ = trio
+    with a.client() as adm:
+        adm.set("kill:k", "v")
+    wait_for(lambda: all(s.client().get("kill:k") == b"v" for s in (b, c)), timeout=5,
+             what="replicated")
+    conns = [reads.raw() for _ in range(4)]
+    try:
+        for cl in conns:
+            cl.send(b"".join(encode("GET", "kill:k") for _ in range(200)))
+        c.kill(signal.SIGKILL)
+        for cl in conns:
+            got = [cl.read_reply(timeout=10) for _ in range(200)]
+            assert all(g in (b"v", "TRYAGAIN connection to replica lost before its reply")
+                       for g in got), got[:5]
+            assert cl.call("GET", "kill:k") == b"v"       # the client is still connected
+        wait_replicas(reads, {hp(b): "ok", hp(c): "down"}, timeout=3)
+        for cl in conns:
+            assert [cl.call("GET", "kill:k") for _ in range(20)] == [b"v"] * 20
+    finally:
+        for cl in conns:
+            cl.close()
