@@ -5,19 +5,27 @@
 # One master and two replicas (replicaof, replica-read-only yes) on
 # loopback, a standalone ZooKeeper whose znode is redis_failover JSON
 # {"master": M, "slaves": [R1, R2]}, and one rzproxy per pool on that
-# znode: `read-from replicas` and `read-from master`. Load: a ~90% GET /
-# 10% SET mix, two redis-benchmark processes at once against the same pool
-# (45 clients GET, 5 clients SET, P=1), measured over the same fixed window
-# from the servers' own counters (INFO commandstats) and /proc CPU times.
+# znode: `read-from replicas` and `read-from master`. Load: a 90% GET /
+# 10% SET mix at c=50 P=1, measured over a fixed window from the servers'
+# own counters (INFO commandstats) and /proc CPU times. READS_LOAD:
+#   mix (default)    mixload.c, one process, 50 clients, each sends 9 GETs
+#                    then 1 SET: exactly 90/10, and client-side latency
+#   redis-benchmark  two redis-benchmark processes at once against the pool,
+#                    45 clients GET and 5 SET: the mix they reach is what
+#                    the servers count (more SETs than 10% here, see README)
 # See README.md in this directory ("run reads").
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TARGETS=${READS_TARGETS:-rzproxy-replicas rzproxy-master}
+TARGETS=${READS_TARGETS:-rzproxy-replicas rzproxy-master direct}
 SCALE=${BENCH_SCALE:-1}
 REPEATS=${REPEATS:-3}
-GET_CLIENTS=${READS_GET_CLIENTS:-45}
-SET_CLIENTS=${READS_SET_CLIENTS:-5}
+LOAD=${READS_LOAD:-mix}
+CLIENTS=${READS_CLIENTS:-50}          # mix: clients in total
+EVERY=${READS_SET_EVERY:-10}          # mix: every EVERY-th command of a client is a SET
+GET_CLIENTS=${READS_GET_CLIENTS:-45}  # redis-benchmark: the GET process's clients
+SET_CLIENTS=${READS_SET_CLIENTS:-5}   # ... and the SET process's
+MIXLOAD=$BENCH_DIR/mixload
 PIPELINE=${READS_PIPELINE:-1}
 SIZE=${READS_SIZE:-3}
 WARMUP=${READS_WARMUP:-2}             # seconds of load before the window opens
@@ -27,6 +35,7 @@ ZK_JAR=${BENCH_ZK_JAR:-/usr/share/java/zookeeper.jar}
 ZNODE=/rzbench/reads
 NAME=reads
 
+case $LOAD in mix | redis-benchmark) ;; *) die "READS_LOAD must be mix or redis-benchmark" ;; esac
 for t in $TARGETS; do
     case $t in
         direct | rzproxy-replicas | rzproxy-master) ;;
@@ -41,6 +50,11 @@ need redis-server redis-cli redis-benchmark /usr/bin/python3 java
 [ -f "$ZK_JAR" ] || die "no ZooKeeper jar at $ZK_JAR (Debian package zookeeper; or set BENCH_ZK_JAR)"
 "$PY" -c 'import kazoo' 2>/dev/null || die "$PY cannot import kazoo (Debian package python3-kazoo)"
 case " $TARGETS " in *" rzproxy-"*) build_rzproxy ;; esac
+if [ "$LOAD" = mix ] && { [ ! -x "$MIXLOAD" ] || [ "$BENCH_DIR/mixload.c" -nt "$MIXLOAD" ]; }; then
+    need gcc
+    gcc -O2 -g -Wall -Wextra -std=gnu11 -o "$MIXLOAD" "$BENCH_DIR/mixload.c" ||
+        die "building contrib/bench/mixload failed"
+fi
 
 CLK_TCK=$(getconf CLK_TCK)
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -80,7 +94,7 @@ R1_PORT=$SPORT R1_PID=$SPID
 start_server replica2 --replicaof "$LOCALHOST" "$M_PORT" --replica-read-only yes
 R2_PORT=$SPORT R2_PID=$SPID
 for p in "$R1_PORT" "$R2_PORT"; do
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         [ "$(info_field "$p" replication master_link_status)" = up ] && break
         sleep 0.1
     done
@@ -91,7 +105,7 @@ done
 # has its REPLCONF ACK (up to a second): wait until a write reaches both.
 timeout 10 redis-cli -h "$LOCALHOST" -p "$M_PORT" set bench:reads:sync 1 >/dev/null
 for p in "$R1_PORT" "$R2_PORT"; do
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         [ "$(timeout 10 redis-cli -h "$LOCALHOST" -p "$p" get bench:reads:sync 2>/dev/null)" = 1 ] && break
         sleep 0.1
     done
@@ -151,10 +165,10 @@ replica_states() {
 
 # wait_replicas_ok NAME PORT: both replicas state=ok in PROXY INFO (30 s)
 wait_replicas_ok() {
-    local want got="" i
+    local want got=""
     want=$(printf '%s\n' "$LOCALHOST:$R1_PORT=ok" "$LOCALHOST:$R2_PORT=ok" | sort | tr '\n' ' ')
     want=${want% }
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         got=$(replica_states "$2" | tr ' ' '\n' | sort | tr '\n' ' ')
         [ "${got% }" = "$want" ] && return 0
         sleep 0.1
@@ -189,8 +203,8 @@ EOF
     spawn "$name" "$WORK/$name.log" "$RZPROXY" "$conf"
     TPID=$SPAWNED_PID
     wait_up "$name" "$TPID" "$TPORT" "$WORK/$name.log"
-    local i st=""
-    for i in $(seq 300); do
+    local st=""
+    for _ in $(seq 300); do
         st=$(proxy_info "$TPORT" | awk -F: '$1 == "state" { print $2; exit }')
         [ "$st" = READY ] && break
         sleep 0.1
@@ -198,6 +212,7 @@ EOF
     [ "$st" = READY ] || { proxy_info "$TPORT" >&2 || true; die "target '$name': pool not READY after 30 s (state '$st', log $WORK/$name.log)"; }
 }
 
+case $LOAD in mix | redis-benchmark) ;; *) die "READS_LOAD must be mix or redis-benchmark" ;; esac
 for t in $TARGETS; do
     case $t in
         direct) PORT[$t]=$M_PORT PID[$t]=$M_PID ;;
@@ -207,7 +222,7 @@ for t in $TARGETS; do
     if [ "$t" = rzproxy-replicas ]; then
         wait_replicas_ok "$t" "${PORT[$t]}"
         # which commands are reads is asked of the master once (COMMAND)
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
             n=$(proxy_info "${PORT[$t]}" | awk -F: '$1 == "readonly_commands" { print $2; exit }')
             [ "${n:-0}" -gt 50 ] && break
             sleep 0.1
@@ -218,7 +233,7 @@ for t in $TARGETS; do
     # by a replica that has not received the SET yet)
     got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "${PORT[$t]}" set "bench:probe:$t" ok 2>&1) || true
     [ "$got" = OK ] || die "target '$t' (port ${PORT[$t]}) does not forward SET: got '$got'"
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         got=$(timeout 10 redis-cli -h "$LOCALHOST" -p "${PORT[$t]}" get "bench:probe:$t" 2>&1) || true
         [ "$got" = ok ] && break
         sleep 0.1
@@ -248,46 +263,71 @@ snapshot() {
         "$(calls "$M_PORT") $(calls "$R1_PORT") $(calls "$R2_PORT")"
 }
 
-echo "rep,target,seconds,get_rps,set_rps,total_rps,set_pct,get_master,get_replica1,get_replica2,set_master,cpu_master_s,cpu_replica1_s,cpu_replica2_s,cpu_proxy_s,cpu_bench_s,proxy_us_per_req,servers_us_per_req,replicas_end,loadavg" >"$RAW"
+echo "rep,target,seconds,get_rps,set_rps,total_rps,set_pct,get_master,get_replica1,get_replica2,set_master,cpu_master_s,cpu_replica1_s,cpu_replica2_s,cpu_proxy_s,cpu_bench_s,proxy_us_per_req,servers_us_per_req,replicas_end,loadavg,get_p50_us,get_p99_us,set_p50_us,set_p99_us,client_errors" >"$RAW"
 read -ra target_list <<<"$TARGETS"
 ntargets=${#target_list[@]}
 nruns=$((ntargets * REPEATS))
 run=0
 t0=$(date +%s)
-log "bench: $nruns runs: ${GET_CLIENTS} clients GET + ${SET_CLIENTS} clients SET, P=$PIPELINE, ${SIZE}-byte values, ${WARMUP} s warm-up, ${WINDOW} s measured"
+if [ "$LOAD" = mix ]; then
+    LOAD_DESC="mixload: $CLIENTS clients, each 1 SET in $EVERY commands, the rest GET"
+else
+    LOAD_DESC="redis-benchmark -c $GET_CLIENTS -t get and -c $SET_CLIENTS -t set at once"
+fi
+log "bench: $nruns runs: $LOAD_DESC, P=$PIPELINE, ${SIZE}-byte values, ${WARMUP} s warm-up, ${WINDOW} s measured"
 for ((rep = 1; rep <= REPEATS; rep++)); do
     for ((k = 0; k < ntargets; k++)); do
         t=${target_list[(k + rep - 1) % ntargets]}
         run=$((run + 1))
         [ -t 2 ] && printf '\rbench: run %d/%d  rep %d  %-18s' "$run" "$nruns" "$rep" "$t" >&2
         if [ "$t" = rzproxy-replicas ]; then wait_replicas_ok "$t" "${PORT[$t]}"; fi
-        # both loads at once, no end of their own (-n 10^9): stopped by pid
-        # after the window
-        spawn bench-get "$WORK/bench-get.log" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
-            -c "$GET_CLIENTS" -P "$PIPELINE" -d "$SIZE" -n 1000000000 -t get
-        BG=$SPAWNED_PID
-        spawn bench-set "$WORK/bench-set.log" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
-            -c "$SET_CLIENTS" -P "$PIPELINE" -d "$SIZE" -n 1000000000 -t set
-        BS=$SPAWNED_PID
+        BPIDS=()
+        if [ "$LOAD" = mix ]; then
+            # it measures its own window (the same length, from the same
+            # start: latency), then goes on loading, unmeasured, for up to
+            # 20 s more, until stopped after the servers' window
+            spawn mixload "$WORK/mixload.out" "$MIXLOAD" "${PORT[$t]}" "$CLIENTS" "$PIPELINE" "$EVERY" \
+                "$SIZE" "$WARMUP" "$WINDOW" 20
+            BPIDS+=("$SPAWNED_PID")
+        else
+            # both loads at once, no end of their own (-n 10^9): stopped by pid
+            # after the window
+            spawn bench-get "$WORK/bench-get.log" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
+                -c "$GET_CLIENTS" -P "$PIPELINE" -d "$SIZE" -n 1000000000 -t get
+            BPIDS+=("$SPAWNED_PID")
+            spawn bench-set "$WORK/bench-set.log" redis-benchmark -h "$LOCALHOST" -p "${PORT[$t]}" \
+                -c "$SET_CLIENTS" -P "$PIPELINE" -d "$SIZE" -n 1000000000 -t set
+            BPIDS+=("$SPAWNED_PID")
+        fi
         sleep "$WARMUP"
-        s0=$(snapshot "${PID[$t]}" "$BG" "$BS")
+        s0=$(snapshot "${PID[$t]}" "${BPIDS[@]}")
         sleep "$WINDOW"
-        s1=$(snapshot "${PID[$t]}" "$BG" "$BS")
+        for b in "${BPIDS[@]}"; do
+            kill -0 "$b" 2>/dev/null || {
+                log ""; tail -c 600 "$WORK/mixload.out" "$WORK/bench-get.log" "$WORK/bench-set.log" >&2 2>/dev/null
+                die "the load against '$t' ($LOAD) ended before the window closed"; }
+        done
+        s1=$(snapshot "${PID[$t]}" "${BPIDS[@]}")
         states=""
         if [ "$t" = rzproxy-replicas ]; then states=$(replica_states "${PORT[$t]}"); fi
-        alive=1
-        for b in "$BG" "$BS"; do kill -0 "$b" 2>/dev/null || alive=0; done
-        for b in "$BG" "$BS"; do stop_pid "$b"; unspawn "$b"; done
+        for b in "${BPIDS[@]}"; do stop_pid "$b"; unspawn "$b"; done
         kill -0 "${PID[$t]}" 2>/dev/null || die "target '$t' died (log: $WORK/$t.log)"
-        if [ "$alive" = 0 ]; then
-            log ""
-            tail -c 600 "$WORK/bench-get.log" "$WORK/bench-set.log" >&2
-            die "a redis-benchmark against '$t' ended before the window closed"
+        client=""
+        if [ "$LOAD" = mix ]; then
+            client=$(grep '^gets=' "$WORK/mixload.out" | tail -1) ||
+                { log ""; cat "$WORK/mixload.out" >&2; die "mixload against '$t' printed no result"; }
+            if grep -q 'error reply' "$WORK/mixload.out"; then
+                log ""; log "bench: $t: $(grep -m1 'error reply' "$WORK/mixload.out")"
+            fi
         fi
         load=$(cut -d' ' -f1 /proc/loadavg)
         awk -v OFS=, -v rep="$rep" -v t="$t" -v hz="$CLK_TCK" -v states="${states// /;}" -v load="$load" \
-            -v proxy="$([ "${PID[$t]}" = "$M_PID" ] && echo 0 || echo 1)" -v a="$s0" -v b="$s1" '
+            -v proxy="$([ "${PID[$t]}" = "$M_PID" ] && echo 0 || echo 1)" -v a="$s0" -v b="$s1" \
+            -v client="$client" '
             BEGIN {
+                # mixload: latency percentiles (us) and error replies, client side
+                n = split(client, kv, " ")
+                for (i = 1; i <= n; i++) { split(kv[i], f, "="); cl[f[1]] = f[2] }
                 split(a, x, " "); split(b, y, " ")
                 secs = (y[1] - x[1]) / 1e9
                 # 2-6: cpu ticks of master, r1, r2, proxy, bench; 7-12: get/set calls of master, r1, r2
@@ -301,7 +341,9 @@ for ((rep = 1; rep <= REPEATS; rep++)); do
                       sprintf("%.2f", d[2] / hz), sprintf("%.2f", d[3] / hz), sprintf("%.2f", d[4] / hz),
                       proxy ? sprintf("%.2f", d[5] / hz) : "", sprintf("%.2f", d[6] / hz),
                       proxy ? sprintf("%.2f", d[5] / hz * 1e6 / n) : "", sprintf("%.2f", srv * 1e6 / n),
-                      states, load
+                      states, load, ("get_p50_us" in cl) ? cl["get_p50_us"] : "",
+                      ("get_p99_us" in cl) ? cl["get_p99_us"] : "", ("set_p50_us" in cl) ? cl["set_p50_us"] : "",
+                      ("set_p99_us" in cl) ? cl["set_p99_us"] : "", ("errors" in cl) ? cl["errors"] : ""
             }' >>"$RAW" || { log ""; die "no GET or SET counted during the window against '$t'"; }
     done
 done
@@ -312,7 +354,9 @@ log "bench: $run runs in $(($(date +%s) - t0)) s, load average $LOAD_END at end"
 # ------------------------------------------------------------------ medians
 
 # Per target, the median of each column over the repeats (mawk has no
-# asort: insertion sort); the CPU shares are those of the median CPU seconds.
+# asort: insertion sort); the CPU shares are those of the median CPU
+# seconds, the GET shares those of the median GET counts. client_errors is
+# the sum over the repeats.
 awk -F, -v OFS=, -v targets="$TARGETS" '
 function median(list,    a, m, i, j, v) {
     m = split(list, a, " ")
@@ -324,15 +368,18 @@ function median(list,    a, m, i, j, v) {
     lo = a[1]; hi = a[m]
     return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
 }
+function med(t, i) { return ((t, i) in col) ? median(col[t, i]) : "" }
 NR > 1 {
     t = $2; nrep[t]++
-    for (i = 3; i <= 18; i++) if ($i != "") col[t, i] = col[t, i] " " $i
+    for (i = 3; i <= 24; i++) if (i != 19 && i != 20 && $i != "") col[t, i] = col[t, i] " " $i
     if ($19 != "") { n = split($19, st, ";"); for (i = 1; i <= n; i++) if (st[i] !~ /=ok$/) notok[t]++ }
+    errs[t] += $25
 }
 END {
-    print "target,repeats,seconds,get_rps,set_rps,total_rps,set_pct,rps_spread_pct,get_share_master_pct,get_share_replica1_pct,get_share_replica2_pct,cpu_master_s,cpu_replica1_s,cpu_replica2_s,cpu_proxy_s,share_master_pct,share_replica1_pct,share_replica2_pct,share_proxy_pct,proxy_us_per_req,servers_us_per_req,cpu_bench_s,replica_not_ok_at_end,x_rzproxy_master"
+    print "target,repeats,seconds,get_rps,set_rps,total_rps,set_pct,rps_spread_pct,get_share_master_pct,get_share_replica1_pct,get_share_replica2_pct,cpu_master_s,cpu_replica1_s,cpu_replica2_s,cpu_proxy_s,share_master_pct,share_replica1_pct,share_replica2_pct,share_proxy_pct,proxy_us_per_req,servers_us_per_req,cpu_bench_s,replica_not_ok_at_end,x_rzproxy_master,get_p50_us,get_p99_us,set_p50_us,set_p99_us,client_errors"
     nt = split(targets, T, " ")
     base = ("rzproxy-master", 6) in col ? median(col["rzproxy-master", 6]) : 0
+    pct = "%.1f"
     for (k = 1; k <= nt; k++) {
         t = T[k]
         if (!(t in nrep)) continue
@@ -341,14 +388,16 @@ END {
         cm = median(col[t, 12]); c1 = median(col[t, 13]); c2 = median(col[t, 14])
         cp = ((t, 15) in col) ? median(col[t, 15]) : 0
         cs = cm + c1 + c2 + cp
-        pct = "%.1f"
-        print t, nrep[t], median(col[t, 3]), median(col[t, 4]), median(col[t, 5]), tot, median(col[t, 7]), spread,
+        pu = med(t, 17)
+        print t, nrep[t], sprintf("%.2f", med(t, 3)), sprintf("%.0f", med(t, 4)), sprintf("%.0f", med(t, 5)),
+              sprintf("%.0f", tot), sprintf("%.1f", med(t, 7)), spread,
               g ? sprintf(pct, gm * 100 / g) : "", g ? sprintf(pct, g1 * 100 / g) : "", g ? sprintf(pct, g2 * 100 / g) : "",
-              cm, c1, c2, ((t, 15) in col) ? cp : "",
+              sprintf("%.2f", cm), sprintf("%.2f", c1), sprintf("%.2f", c2), ((t, 15) in col) ? sprintf("%.2f", cp) : "",
               cs ? sprintf(pct, cm * 100 / cs) : "", cs ? sprintf(pct, c1 * 100 / cs) : "",
               cs ? sprintf(pct, c2 * 100 / cs) : "", (cs && ((t, 15) in col)) ? sprintf(pct, cp * 100 / cs) : "",
-              ((t, 17) in col) ? median(col[t, 17]) : "", median(col[t, 18]), median(col[t, 16]), notok[t] + 0,
-              base ? sprintf("%.3f", tot / base) : ""
+              pu == "" ? "" : sprintf("%.2f", pu), sprintf("%.2f", med(t, 18)), sprintf("%.2f", med(t, 16)),
+              notok[t] + 0, base ? sprintf("%.3f", tot / base) : "",
+              med(t, 21), med(t, 22), med(t, 23), med(t, 24), errs[t] + 0
     }
 }' "$RAW" >"$SUMMARY"
 
@@ -357,25 +406,35 @@ END {
 {
     echo "$STAMP  $(nproc) cpus  load average $LOAD_START at start, $LOAD_END at end"
     echo "rzproxy $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo '?') ($RZPROXY), medians of $REPEATS repeat(s)"
-    echo "master $LOCALHOST:$M_PORT, replicas $LOCALHOST:$R1_PORT and $LOCALHOST:$R2_PORT (replicaof, replica-read-only yes); znode $ZNODE (redis_failover JSON)"
-    echo "load: redis-benchmark -c $GET_CLIENTS -t get and -c $SET_CLIENTS -t set at once, -P $PIPELINE, -d $SIZE, one key;"
-    echo "      $WARMUP s warm-up, then a $WINDOW s window: requests counted by the servers (INFO commandstats), CPU from /proc"
+    echo "master, replica1, replica2: redis-server on 127.0.0.1 (replicaof, replica-read-only yes); znode $ZNODE"
+    echo "  = $ZNODE_DATA"
+    echo "load: $LOAD_DESC, P=$PIPELINE, ${SIZE}-byte values, one key;"
+    echo "      ${WARMUP} s warm-up, then a ${WINDOW} s window: requests counted by the servers (INFO commandstats), CPU from /proc"
     echo
-    echo "throughput (GETs served by master + replicas, SETs by the master; spread: (max - min) / median total rps):"
+    echo "throughput: GETs served by master + replicas, SETs by the master; spread: (max - min) / median of total rps"
+    echo "x master: total rps / total rps of rzproxy-master"
     echo
-    awk -F, 'NR == 1 { printf "%-17s %9s %9s %9s %6s %7s %9s %9s %9s %10s\n", "target", "get rps", "set rps",
-                       "total rps", "set %", "spread", "GETs on:", "master", "replica1", "replica2"; next }
-             { printf "%-17s %9s %9s %9s %6s %6s%% %9s %8s%% %8s%% %8s%%  %s\n", $1, $4, $5, $6, $7, $8, "", $9, $10, $11,
-                      $24 != "" && $1 != "rzproxy-master" ? sprintf("x rzproxy-master %.2f", $24) : "" }' "$SUMMARY"
+    awk -F, 'NR == 1 { printf "%-17s %9s %8s %9s %6s %7s %8s   %-8s %8s %8s %8s\n", "target", "get rps", "set rps",
+                       "total rps", "set %", "spread", "x master", "GETs on:", "master", "replica1", "replica2"; next }
+             { printf "%-17s %9s %8s %9s %6s %6s%% %8s   %-8s %7s%% %7s%% %7s%%\n", $1, $4, $5, $6, $7, $8,
+                      $24 == "" ? "-" : sprintf("%.2f", $24), "", $9, $10, $11 }' "$SUMMARY"
     echo
-    echo "CPU during the window (user+sys seconds from /proc/PID/stat, and share of the four processes' sum):"
-    echo "proxy us: the proxy's CPU per request (GET or SET); servers us: the four processes' CPU per request"
+    echo "CPU during the window: user+sys seconds (/proc/PID/stat) and share of the four processes' sum"
+    echo "proxy us: the proxy's CPU per request (GET or SET); 4 procs us: the four's CPU per request;"
+    echo "load s: CPU of the load generator(s), not in the sum"
     echo
-    awk -F, 'NR == 1 { printf "%-17s %13s %13s %13s %13s %9s %11s %8s\n", "target", "master", "replica1", "replica2",
-                       "proxy", "proxy us", "servers us", "bench s"; next }
-             function cell(s, p) { return s == "" ? "-" : sprintf("%.2f s %4.1f%%", s, p) }
-             { printf "%-17s %13s %13s %13s %13s %9s %11s %8s\n", $1, cell($12, $16), cell($13, $17), cell($14, $18),
+    awk -F, 'NR == 1 { printf "%-17s %14s %14s %14s %14s %9s %11s %7s\n", "target", "master", "replica1", "replica2",
+                       "proxy", "proxy us", "4 procs us", "load s"; next }
+             function cell(s, p) { return s == "" ? "-" : sprintf("%5.2f s %5.1f%%", s, p) }
+             { printf "%-17s %14s %14s %14s %14s %9s %11s %7s\n", $1, cell($12, $16), cell($13, $17), cell($14, $18),
                       cell($15, $19), $20 == "" ? "-" : $20, $21, $22 }' "$SUMMARY"
+    if [ "$LOAD" = mix ]; then
+        echo
+        echo "client-side latency (mixload: from a command's write to its reply, us; medians over the repeats):"
+        echo
+        awk -F, 'NR == 1 { printf "%-17s %8s %8s %8s %8s %7s\n", "target", "GET p50", "GET p99", "SET p50", "SET p99", "errors"; next }
+                 { printf "%-17s %8s %8s %8s %8s %7s\n", $1, $25, $26, $27, $28, $29 }' "$SUMMARY"
+    fi
     awk -F, 'NR > 1 && $23 > 0 { printf "\n%s: a replica was not state=ok at the end of %d run(s) (see %s)\n", $1, $23, raw }' \
         raw="$RAW" "$SUMMARY"
 } | tee "$TABLE"
