@@ -90,6 +90,7 @@ need() {
             gcc | make) pkg=build-essential ;;
             autoreconf) pkg=autoconf ;;
             /usr/bin/python3) pkg=python3 ;;
+            java) pkg=default-jre-headless ;;
             *) pkg=$cmd ;;
         esac
         if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "$cmd" ]; then
@@ -97,8 +98,15 @@ need() {
         fi
     done
     [ ${#missing[@]} -eq 0 ] && return 0
+    install_pkgs "${missing[@]}"
+}
+
+# install_pkgs PKG...: apt-get install them (as root), or print the line to
+# run and fail.
+install_pkgs() {
+    local missing=("$@")
     if [ "$(id -u)" -ne 0 ]; then
-        die "missing commands; install them with: sudo apt-get install -y ${missing[*]}"
+        die "missing packages; install them with: sudo apt-get install -y ${missing[*]}"
     fi
     log "bench: installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >"$WORK/apt.log" 2>&1 ||
