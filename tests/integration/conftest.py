@@ -471,7 +471,8 @@ def proxy_factory(tmp_path, request):
                 if proc.poll() is not None:
                     raise AssertionError("rzproxy exited with %s during startup:\n%s"
                                          % (proc.returncode, _tail(logpath)))
-                return port_open(port)
+                # every listener: the unix one comes up just after the TCP one
+                return port_open(port) and (unix_path is None or os.path.exists(unix_path))
             wait_for(ready, timeout=10, what="rzproxy listening on %d" % port)
         return px
 
