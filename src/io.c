@@ -672,14 +672,12 @@ void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handl
     make_events(c, fd);
 }
 
-void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
-                     const struct io_handler *h, void *arg, size_t low,
-                     struct ssl_ctx_st *tls, const char *tls_name)
+/* An outgoing connection: c->connecting until the TCP connect (and the TLS
+ * handshake, with a context) is done. */
+static void setup_outgoing(struct io_conn *c, int connect_ms, const struct io_handler *h,
+                           void *arg, size_t low, struct ssl_ctx_st *tls, const char *host,
+                           const char *tls_name)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    char addr[300];
-
     setup(c, h, arg, low);
     c->connecting = 1;
     if (tls != NULL) {
@@ -690,11 +688,34 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
         c->tls->name = tls_name != NULL && tls_name[0] ? xstrdup(tls_name) : NULL;
     }
     c->connect_ms = connect_ms;
+}
+
+void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
+                     const struct io_handler *h, void *arg, size_t low,
+                     struct ssl_ctx_st *tls, const char *tls_name)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char addr[300];
+
+    setup_outgoing(c, connect_ms, h, arg, low, tls, host, tls_name);
     snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) == 0)
         connect_addr(c, (struct sockaddr *)&ss, (socklen_t)sslen);
     else
         resolve(c, host, port);
+}
+
+/* The same path as io_conn_connect's once connect() returned: the write
+ * event says the socket is connected (a connected socket is writable at
+ * once), connect_done() checks SO_ERROR and starts the handshake. */
+void io_conn_attach(struct io_conn *c, evutil_socket_t fd, int connect_ms,
+                    const struct io_handler *h, void *arg, size_t low,
+                    struct ssl_ctx_st *tls, const char *tls_name)
+{
+    setup_outgoing(c, connect_ms, h, arg, low, tls, tls_name != NULL ? tls_name : "", tls_name);
+    make_events(c, fd);
+    add_connect_timeout(c);
 }
 
 /* ---- closing ----------------------------------------------------------- */
