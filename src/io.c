@@ -69,6 +69,7 @@ static int want_read(const struct io_conn *c)
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static int tls_has_more(const struct io_conn *c);
 
 static void update_read(struct io_conn *c)
 {
@@ -91,6 +92,11 @@ static void update_read(struct io_conn *c)
         event_add(c->rd, c->read_ms > 0 ? &tv : NULL);
         c->rd_on = 1;
         c->rd_timed = c->read_ms > 0;
+        /* What OpenSSL holds gets no socket event, and the event_del()
+         * that stopped reading took back the io_conn_read_again() that
+         * tls_read_some() made for it. */
+        if (tls_has_more(c))
+            event_active(c->rd, EV_READ, 0);
     } else if (c->rd_on) {
         event_del(c->rd);
         c->rd_on = 0;
@@ -179,6 +185,15 @@ static ssize_t read_some(struct io_conn *c)
 
 #define IO_TLS_FAILED (-3)
 
+/* Decrypted bytes OpenSSL holds (tls_read_some stopped at its limit), which
+ * no socket event will announce. */
+static int tls_has_more(const struct io_conn *c)
+{
+    const struct io_tls *t = c->tls;
+
+    return t != NULL && t->ssl != NULL && !t->handshaking && SSL_has_pending(t->ssl);
+}
+
 /*
  * TLS: decrypted records into the input, up to what read_size() allows.
  * One SSL_read returns at most one record, so it loops until the socket has
@@ -233,7 +248,7 @@ static ssize_t tls_read_some(struct io_conn *c)
         return -1;
     }
     adapt(c, want, got);
-    if (SSL_has_pending(t->ssl))
+    if (tls_has_more(c))
         io_conn_read_again(c);
     return (ssize_t)got;
 }
