@@ -42,8 +42,17 @@ struct io_tls {
     unsigned handshaking : 1;
     unsigned write_wants_read : 1;   /* SSL_write waits for input (a key update) */
     unsigned read_wants_write : 1;   /* SSL_read waits for the socket to take output */
+    unsigned end : 2;            /* TLS_OPEN, or how a read found the session ended */
     char why[200];               /* what failed, for IO_TLS */
 };
+
+/* io_tls.end: a read that got data before the end reports the end at the
+ * next read, from here: the socket may have nothing more to wake it, and
+ * OpenSSL does not say it again (SSL_read on a failed session returns -1
+ * with an empty error queue). */
+#define TLS_OPEN 0
+#define TLS_CLOSED 1                 /* close_notify, or the peer hung up: IO_EOF */
+#define TLS_FAILED 2                 /* IO_TLS, why says why */
 
 #define TLS_CHUNK 16384              /* one TLS record's worth of plaintext */
 
@@ -185,21 +194,24 @@ static ssize_t read_some(struct io_conn *c)
 
 #define IO_TLS_FAILED (-3)
 
-/* Decrypted bytes OpenSSL holds (tls_read_some stopped at its limit), which
- * no socket event will announce. */
+/* What no socket event will announce: decrypted bytes OpenSSL holds
+ * (tls_read_some stopped at its limit), or the end of the session found
+ * after data. */
 static int tls_has_more(const struct io_conn *c)
 {
     const struct io_tls *t = c->tls;
 
-    return t != NULL && t->ssl != NULL && !t->handshaking && SSL_has_pending(t->ssl);
+    return t != NULL && t->ssl != NULL && !t->handshaking &&
+           (t->end != TLS_OPEN || SSL_has_pending(t->ssl));
 }
 
 /*
  * TLS: decrypted records into the input, up to what read_size() allows.
  * One SSL_read returns at most one record, so it loops until the socket has
- * nothing more (WANT_READ); what OpenSSL still holds past the limit is
- * announced with io_conn_read_again (no socket event would). Returns what
- * read_some() would, or IO_TLS_FAILED (c->tls->why says why).
+ * nothing more (WANT_READ); what OpenSSL still holds past the limit, and an
+ * end found after data, are announced with io_conn_read_again (no socket
+ * event would). Returns what read_some() would, or IO_TLS_FAILED
+ * (c->tls->why says why).
  */
 static ssize_t tls_read_some(struct io_conn *c)
 {
@@ -208,7 +220,7 @@ static ssize_t tls_read_some(struct io_conn *c)
 
     if (want == 0)
         return -2;
-    while (got < want) {
+    while (got < want && t->end == TLS_OPEN) {
         struct evbuffer_iovec v;
         size_t room = want - got < TLS_CHUNK ? want - got : TLS_CHUNK;
         int n, err;
@@ -236,13 +248,15 @@ static ssize_t tls_read_some(struct io_conn *c)
             }
             break;
         }
-        if (got > 0)
-            break;          /* the close or the error shows again at the next read */
-        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-            return 0;       /* close_notify, or the peer just hung up */
-        tls_error(t->ssl, t->why, sizeof(t->why));
-        return IO_TLS_FAILED;
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+            t->end = TLS_CLOSED;
+        } else {
+            tls_error(t->ssl, t->why, sizeof(t->why));
+            t->end = TLS_FAILED;
+        }
     }
+    if (got == 0 && t->end != TLS_OPEN)
+        return t->end == TLS_FAILED ? IO_TLS_FAILED : 0;
     if (got == 0) {
         errno = EAGAIN;
         return -1;
