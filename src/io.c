@@ -84,6 +84,11 @@ static void update_read(struct io_conn *c)
 {
     struct timeval tv = { c->read_ms / 1000, (c->read_ms % 1000) * 1000 };
 
+    /* Until connected() the settings are only recorded: the TLS handshake
+     * has the read event armed (with its deadline) when it waits for the
+     * server, and must keep it. */
+    if (c->connecting)
+        return;
     /* A persistent event keeps the timeout it was last added with and
      * schedules it again each time it fires (libevent's ev_io_timeout):
      * neither event_add() without one nor event_del() removes it. An event
