@@ -71,9 +71,12 @@ static void fire(struct io_conn *c, int what, int err)
 
 /* ---- reading ----------------------------------------------------------- */
 
+/* Not while an SSL_read waits to write first: the socket stays readable and
+ * OpenSSL would read nothing, at every turn of the loop. */
 static int want_read(const struct io_conn *c)
 {
     return c->reading && c->rd != NULL && !c->connecting &&
+           (c->tls == NULL || !c->tls->read_wants_write) &&
            (c->read_max == 0 || evbuffer_get_length(c->in) < c->read_max);
 }
 
@@ -206,7 +209,7 @@ static int tls_has_more(const struct io_conn *c)
 {
     const struct io_tls *t = c->tls;
 
-    return t != NULL && t->ssl != NULL && !t->handshaking &&
+    return t != NULL && t->ssl != NULL && !t->handshaking && !t->read_wants_write &&
            (t->end != TLS_OPEN || SSL_has_pending(t->ssl));
 }
 
@@ -246,7 +249,10 @@ static ssize_t tls_read_some(struct io_conn *c)
         if (err == SSL_ERROR_WANT_READ)
             break;
         if (err == SSL_ERROR_WANT_WRITE) {
+            /* A key update or renegotiation to answer, and the socket is
+             * full: reading waits for the write event (on_write). */
             t->read_wants_write = 1;
+            update_read(c);
             if (!c->waiting) {
                 c->waiting = 1;
                 event_add(c->wr, NULL);
@@ -624,6 +630,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     }
     if (c->tls != NULL && c->tls->read_wants_write) {
         c->tls->read_wants_write = 0;
+        update_read(c);
         read_event(c);
         if (c->out == NULL)
             return;         /* closed by the owner */
