@@ -42,8 +42,17 @@ struct io_tls {
     unsigned handshaking : 1;
     unsigned write_wants_read : 1;   /* SSL_write waits for input (a key update) */
     unsigned read_wants_write : 1;   /* SSL_read waits for the socket to take output */
+    unsigned end : 2;            /* TLS_OPEN, or how a read found the session ended */
     char why[200];               /* what failed, for IO_TLS */
 };
+
+/* io_tls.end: a read that got data before the end reports the end at the
+ * next read, from here: the socket may have nothing more to wake it, and
+ * OpenSSL does not say it again (SSL_read on a failed session returns -1
+ * with an empty error queue). */
+#define TLS_OPEN 0
+#define TLS_CLOSED 1                 /* close_notify, or the peer hung up: IO_EOF */
+#define TLS_FAILED 2                 /* IO_TLS, why says why */
 
 #define TLS_CHUNK 16384              /* one TLS record's worth of plaintext */
 
@@ -62,18 +71,27 @@ static void fire(struct io_conn *c, int what, int err)
 
 /* ---- reading ----------------------------------------------------------- */
 
+/* Not while an SSL_read waits to write first: the socket stays readable and
+ * OpenSSL would read nothing, at every turn of the loop. */
 static int want_read(const struct io_conn *c)
 {
     return c->reading && c->rd != NULL && !c->connecting &&
+           (c->tls == NULL || !c->tls->read_wants_write) &&
            (c->read_max == 0 || evbuffer_get_length(c->in) < c->read_max);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static int tls_has_more(const struct io_conn *c);
 
 static void update_read(struct io_conn *c)
 {
     struct timeval tv = { c->read_ms / 1000, (c->read_ms % 1000) * 1000 };
 
+    /* Until connected() the settings are only recorded: the TLS handshake
+     * has the read event armed (with its deadline) when it waits for the
+     * server, and must keep it. */
+    if (c->connecting)
+        return;
     /* A persistent event keeps the timeout it was last added with and
      * schedules it again each time it fires (libevent's ev_io_timeout):
      * neither event_add() without one nor event_del() removes it. An event
@@ -91,6 +109,11 @@ static void update_read(struct io_conn *c)
         event_add(c->rd, c->read_ms > 0 ? &tv : NULL);
         c->rd_on = 1;
         c->rd_timed = c->read_ms > 0;
+        /* What OpenSSL holds gets no socket event, and the event_del()
+         * that stopped reading took back the io_conn_read_again() that
+         * tls_read_some() made for it. */
+        if (tls_has_more(c))
+            event_active(c->rd, EV_READ, 0);
     } else if (c->rd_on) {
         event_del(c->rd);
         c->rd_on = 0;
@@ -179,12 +202,24 @@ static ssize_t read_some(struct io_conn *c)
 
 #define IO_TLS_FAILED (-3)
 
+/* What no socket event will announce: decrypted bytes OpenSSL holds
+ * (tls_read_some stopped at its limit), or the end of the session found
+ * after data. */
+static int tls_has_more(const struct io_conn *c)
+{
+    const struct io_tls *t = c->tls;
+
+    return t != NULL && t->ssl != NULL && !t->handshaking && !t->read_wants_write &&
+           (t->end != TLS_OPEN || SSL_has_pending(t->ssl));
+}
+
 /*
  * TLS: decrypted records into the input, up to what read_size() allows.
  * One SSL_read returns at most one record, so it loops until the socket has
- * nothing more (WANT_READ); what OpenSSL still holds past the limit is
- * announced with io_conn_read_again (no socket event would). Returns what
- * read_some() would, or IO_TLS_FAILED (c->tls->why says why).
+ * nothing more (WANT_READ); what OpenSSL still holds past the limit, and an
+ * end found after data, are announced with io_conn_read_again (no socket
+ * event would). Returns what read_some() would, or IO_TLS_FAILED
+ * (c->tls->why says why).
  */
 static ssize_t tls_read_some(struct io_conn *c)
 {
@@ -193,7 +228,7 @@ static ssize_t tls_read_some(struct io_conn *c)
 
     if (want == 0)
         return -2;
-    while (got < want) {
+    while (got < want && t->end == TLS_OPEN) {
         struct evbuffer_iovec v;
         size_t room = want - got < TLS_CHUNK ? want - got : TLS_CHUNK;
         int n, err;
@@ -214,26 +249,31 @@ static ssize_t tls_read_some(struct io_conn *c)
         if (err == SSL_ERROR_WANT_READ)
             break;
         if (err == SSL_ERROR_WANT_WRITE) {
+            /* A key update or renegotiation to answer, and the socket is
+             * full: reading waits for the write event (on_write). */
             t->read_wants_write = 1;
+            update_read(c);
             if (!c->waiting) {
                 c->waiting = 1;
                 event_add(c->wr, NULL);
             }
             break;
         }
-        if (got > 0)
-            break;          /* the close or the error shows again at the next read */
-        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-            return 0;       /* close_notify, or the peer just hung up */
-        tls_error(t->ssl, t->why, sizeof(t->why));
-        return IO_TLS_FAILED;
+        if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+            t->end = TLS_CLOSED;
+        } else {
+            tls_error(t->ssl, t->why, sizeof(t->why));
+            t->end = TLS_FAILED;
+        }
     }
+    if (got == 0 && t->end != TLS_OPEN)
+        return t->end == TLS_FAILED ? IO_TLS_FAILED : 0;
     if (got == 0) {
         errno = EAGAIN;
         return -1;
     }
     adapt(c, want, got);
-    if (SSL_has_pending(t->ssl))
+    if (tls_has_more(c))
         io_conn_read_again(c);
     return (ssize_t)got;
 }
@@ -590,6 +630,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     }
     if (c->tls != NULL && c->tls->read_wants_write) {
         c->tls->read_wants_write = 0;
+        update_read(c);
         read_event(c);
         if (c->out == NULL)
             return;         /* closed by the owner */
@@ -672,14 +713,12 @@ void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handl
     make_events(c, fd);
 }
 
-void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
-                     const struct io_handler *h, void *arg, size_t low,
-                     struct ssl_ctx_st *tls, const char *tls_name)
+/* An outgoing connection: c->connecting until the TCP connect (and the TLS
+ * handshake, with a context) is done. */
+static void setup_outgoing(struct io_conn *c, int connect_ms, const struct io_handler *h,
+                           void *arg, size_t low, struct ssl_ctx_st *tls, const char *host,
+                           const char *tls_name)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    char addr[300];
-
     setup(c, h, arg, low);
     c->connecting = 1;
     if (tls != NULL) {
@@ -690,11 +729,34 @@ void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_
         c->tls->name = tls_name != NULL && tls_name[0] ? xstrdup(tls_name) : NULL;
     }
     c->connect_ms = connect_ms;
+}
+
+void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
+                     const struct io_handler *h, void *arg, size_t low,
+                     struct ssl_ctx_st *tls, const char *tls_name)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char addr[300];
+
+    setup_outgoing(c, connect_ms, h, arg, low, tls, host, tls_name);
     snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) == 0)
         connect_addr(c, (struct sockaddr *)&ss, (socklen_t)sslen);
     else
         resolve(c, host, port);
+}
+
+/* The same path as io_conn_connect's once connect() returned: the write
+ * event says the socket is connected (a connected socket is writable at
+ * once), connect_done() checks SO_ERROR and starts the handshake. */
+void io_conn_attach(struct io_conn *c, evutil_socket_t fd, int connect_ms,
+                    const struct io_handler *h, void *arg, size_t low,
+                    struct ssl_ctx_st *tls, const char *tls_name)
+{
+    setup_outgoing(c, connect_ms, h, arg, low, tls, tls_name != NULL ? tls_name : "", tls_name);
+    make_events(c, fd);
+    add_connect_timeout(c);
 }
 
 /* ---- closing ----------------------------------------------------------- */

@@ -82,6 +82,17 @@ void io_conn_accept(struct io_conn *c, evutil_socket_t fd, const struct io_handl
 void io_conn_connect(struct io_conn *c, const char *host, int port, int connect_ms,
                      const struct io_handler *h, void *arg, size_t low,
                      struct ssl_ctx_st *tls, const char *tls_name);
+/* Take over a socket that is already connected (non-blocking; c owns it
+ * from now on) as an outgoing connection: as io_conn_connect once the TCP
+ * connect is done. With a TLS context the handshake follows (within
+ * connect_ms), the certificate checked against tls_name (needed then: there
+ * is no host to fall back on). IO_CONNECTED, or the failure, arrives from
+ * the loop, never from inside this call; writes queue up meanwhile. For a
+ * socket made elsewhere: a socketpair in tests/fuzz/fuzz_tls.c, a
+ * connection handed over by another process. */
+void io_conn_attach(struct io_conn *c, evutil_socket_t fd, int connect_ms,
+                    const struct io_handler *h, void *arg, size_t low,
+                    struct ssl_ctx_st *tls, const char *tls_name);
 /* Why IO_TLS came. */
 const char *io_conn_tls_error(const struct io_conn *c);
 /* Close the socket and free the buffers; no callback runs afterwards. */
