@@ -40,7 +40,8 @@ struct io_tls {
     uint64_t deadline_ms;        /* the handshake must be over by then */
     size_t retry_len;            /* an SSL_write to repeat with exactly this many bytes */
     unsigned handshaking : 1;
-    unsigned write_wants_read : 1;   /* SSL_write waits for input (a key update) */
+    unsigned write_wants_read : 1;   /* SSL_write waits for input (a TLS 1.2
+                                        renegotiation, a key update) */
     unsigned read_wants_write : 1;   /* SSL_read waits for the socket to take output */
     unsigned end : 2;            /* TLS_OPEN, or how a read found the session ended */
     char why[200];               /* what failed, for IO_TLS */
@@ -768,7 +769,8 @@ static void tls_close(struct io_conn *c)
     struct io_tls *t = c->tls;
 
     if (t->ssl != NULL) {
-        if (!t->handshaking && c->fd >= 0)
+        /* Not after a fatal error: OpenSSL forbids it (why is set then). */
+        if (!t->handshaking && c->fd >= 0 && t->why[0] == '\0')
             (void)SSL_shutdown(t->ssl);
         SSL_free(t->ssl);
     }

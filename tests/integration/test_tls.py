@@ -211,3 +211,21 @@ def test_test_conf_loads_the_tls_files(tmp_path, pki):
         p = run_rzproxy([RZPROXY, "--test-conf", str(conf)])
         out = (p.stdout + p.stderr).decode()
         assert p.returncode == 1 and want in out, out
+
+
+def test_slow_reader_over_tls(proxy_factory, redis_factory, pki, sharing):
+    """A client that reads slowly, with a small output-buffer-limit: the
+    proxy pauses reading the master, OpenSSL may hold decrypted bytes no
+    socket event announces; every reply must still arrive whole (a
+    regression found by fuzz_tls)."""
+    srv = redis_factory(tls=pki)
+    px = proxy_factory(srv, sharing=sharing, pool=tls_pool(pki),
+                       globals_={"output-buffer-limit": "16kb"})
+    value = os.urandom(100 * 1024)
+    with px.raw(timeout=30) as c:
+        assert c.call("SET", "slow", value) == "OK"
+        n = 100
+        c.send(b"".join(encode("GET", "slow") for _ in range(n)))
+        for i in range(n):
+            time.sleep(0.005)
+            assert c.read_reply(timeout=20) == value, "reply %d" % i
