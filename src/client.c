@@ -716,6 +716,18 @@ void client_master_changed(struct pool *p)
 /* A pinned client still waiting for replies from a previous master after
  * drain-timeout: its connection closes, its outstanding commands get
  * "outcome unknown" errors. */
+/* Nothing goes out before the connection is up and set up: if it fails,
+ * the request is still ours, never sent, and can wait or be refused.
+ * Returns 1 (c now waits for be) when be cannot take it yet. */
+static int backend_not_ready(struct client *c, struct backend *be)
+{
+    if (be->state == BACKEND_CONNECTED && !backend_output_full(be))
+        return 0;
+    backend_add_waiter(be, c);
+    wait_for(c, CLIENT_WAIT_BACKEND);
+    return 1;
+}
+
 static void pin(struct client *c, const char *why)
 {
     c->pinned = 1;
@@ -896,13 +908,8 @@ static enum dispatch_rc forward(struct client *c, const struct cmd_info *ci,
     case ROUTE_CLOSED:
         return DISPATCH_STOP;
     }
-    /* Nothing goes out before the connection is up and set up: if it
-     * fails, the request is still ours, never sent, and can wait or be
-     * refused. */
-    if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {
-        backend_add_waiter(be, c);
-        return wait_for(c, CLIENT_WAIT_BACKEND);
-    }
+    if (backend_not_ready(c, be))
+        return DISPATCH_WAIT;
     c->held_since_ms = 0;
     session_on_send(&c->sess, ci, req, &exp);
     c->be = be;
@@ -1122,10 +1129,8 @@ static enum dispatch_rc forward_read(struct client *c, const struct cmd_info *ci
         return forward(c, ci, req, in, NULL, NULL, NULL);
     else
         be = group_backend(g, c);
-    if (be->state != BACKEND_CONNECTED || backend_output_full(be)) {
-        backend_add_waiter(be, c);
-        return wait_for(c, CLIENT_WAIT_BACKEND);
-    }
+    if (backend_not_ready(c, be))
+        return DISPATCH_WAIT;
     c->held_since_ms = 0;
     session_on_send(&c->sess, ci, req, &exp);
     c->be = be;

@@ -24,7 +24,7 @@ if [ "${RZ_TEST_DIRECT:-0}" != 1 ] && [ ! -x "$RZPROXY" ]; then
 fi
 
 cd "$top" || exit 99
-/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfEs tests/integration "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfEs --durations=15 tests/integration "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
 	echo "run.sh: pytest collected no tests" >&2

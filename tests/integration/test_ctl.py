@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from conftest import LOCALHOST, parse_show, wait_for
-from zkutil import plain, rf_json, zdelete, zset, zstat
+from zkutil import ctl_steps as steps, plain, rf_json, zdelete, zset, zstat
 
 # every master starts its replicas' sync at once (the default waits 5 s)
 FAST_SYNC = ["--repl-diskless-sync-delay", "0", "--replica-read-only", "yes"]
@@ -85,15 +85,6 @@ def accepts_write_now(srv, key="probe"):
     took = time.monotonic() - t0
     assert took < 1.0, "write on %s took %.2fs: still paused?" % (hp(srv), took)
 
-
-def steps(out):
-    """The step numbers printed, in order: ['0/6', '0/6', '1/6', ...]."""
-    found = []
-    for line in out.splitlines():
-        i = line.find("step ")
-        if line.startswith("[") and i > 0:
-            found.append(line[i + 5:].split(":", 1)[0])
-    return found
 
 
 def acl_of(kz, path):

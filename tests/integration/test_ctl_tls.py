@@ -17,7 +17,7 @@ import os
 import pytest
 
 from conftest import LOCALHOST, wait_for
-from zkutil import plain, zset
+from zkutil import ctl_steps as steps, plain, zset
 
 FAST_SYNC = ["--repl-diskless-sync-delay", "0", "--replica-read-only", "yes"]
 TIMEOUT_S = 30                      # bound for any single ctl run
@@ -42,14 +42,6 @@ def wait_replica_of(srv, master, timeout=15.0, **kw):
     return wait_for(ok, timeout=timeout, interval=0.05,
                     what="%s replicating from %s" % (hp(srv), hp(master)))
 
-
-def steps(out):
-    found = []
-    for line in out.splitlines():
-        i = line.find("step ")
-        if line.startswith("[") and i > 0:
-            found.append(line[i + 5:].split(":", 1)[0])
-    return found
 
 
 def password_file(tmp_path, text=PASSWORD + "\n", mode=0o600, name="backend.pw"):

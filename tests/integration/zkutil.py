@@ -668,3 +668,13 @@ class AckWriter(threading.Thread):
         finally:
             if self.conn is not None and not self.keep_open:
                 self.conn.close()
+
+
+def ctl_steps(out):
+    """The step numbers rzproxy-ctl failover printed, in order: ['0/6', '1/6', ...]."""
+    found = []
+    for line in out.splitlines():
+        i = line.find("step ")
+        if line.startswith("[") and i > 0:
+            found.append(line[i + 5:].split(":", 1)[0])
+    return found
