@@ -83,7 +83,9 @@ struct zk_msg {
 
 struct zk_watch {
     struct pool *pool;
-    const char *path;                /* pool->cf->znode */
+    char *path;                      /* a copy of pool->cf->znode: a reload frees
+                                        the conf it came from (the znode itself
+                                        is restart-only) */
 };
 
 static struct zk {
@@ -664,7 +666,7 @@ int zk_start(char *err, size_t errlen)
     for (int i = 0, n = 0; i < proxy.npools; i++) {
         if (proxy.pools[i]->cf->znode != NULL) {
             zk.watches[n].pool = proxy.pools[i];
-            zk.watches[n].path = proxy.pools[i]->cf->znode;
+            zk.watches[n].path = xstrdup(proxy.pools[i]->cf->znode);
             n++;
         }
     }
@@ -697,6 +699,8 @@ void zk_stop(void)
     event_free(zk.reopen);
     close(zk.wake[0]);
     close(zk.wake[1]);
+    for (int i = 0; i < zk.nwatches; i++)
+        free(zk.watches[i].path);
     free(zk.watches);
     zk.watches = NULL;
     zk.nwatches = 0;
@@ -726,7 +730,7 @@ int zk_add_pool(struct pool *p)
     zk.watches = xrealloc(zk.watches, (size_t)(zk.nwatches + 1) * sizeof(*zk.watches));
     widx = zk.nwatches++;
     zk.watches[widx].pool = p;
-    zk.watches[widx].path = p->cf->znode;
+    zk.watches[widx].path = xstrdup(p->cf->znode);
     feed(p, GATE_EV_SESSION_OPENING);
     if (zk.zh != NULL && zk.connected) {
         feed(p, GATE_EV_CONNECTED);
@@ -742,6 +746,7 @@ void zk_remove_pool(struct pool *p)
     for (int i = 0; i < zk.nwatches; i++) {
         if (zk.watches[i].pool == p) {
             zk.watches[i].pool = NULL;
+            free(zk.watches[i].path);
             zk.watches[i].path = NULL;
         }
     }

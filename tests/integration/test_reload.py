@@ -90,7 +90,9 @@ def test_pools_added_and_removed(proxy_factory, redis_factory, tmp_path):
 
 
 def test_znode_pool_added(zk_server, kz_factory, zk_proxy_factory, redis_factory, znode_path):
-    """A pool reading a znode can be added while the ZooKeeper session runs."""
+    """A pool reading a znode can be added while the ZooKeeper session runs,
+    and the pools already there still follow theirs after the reload (the
+    watch once kept a pointer into the conf the reload freed)."""
     a, b = redis_factory(), redis_factory()
     kz = kz_factory(zk_server.hostport)
     zset(kz, znode_path, plain(hp(a)))
@@ -108,3 +110,8 @@ def test_znode_pool_added(zk_server, kz_factory, zk_proxy_factory, redis_factory
     with RespConn.tcp(extra, timeout=10) as c:
         assert c.call("SET", "k", "on-b") == "OK"
     assert b.client().get("k") == b"on-b" and a.client().get("k") is None
+    zset(kz, znode_path, plain(hp(b)))
+    wait_master(px, hp(b), timeout=10)
+    with px.raw() as c:
+        assert c.call("GET", "k") == b"on-b"
+    assert px.alive()
