@@ -368,6 +368,36 @@ void pool_set_replicas(struct pool *p, const struct znode_master *m)
         master_probe_reset(p);
 }
 
+void pool_set_ballots(struct pool *p, const struct znode_node *ballots, int n)
+{
+    struct znode_master m;
+
+    p->from_ballots = 1;
+    p->nballots = n < BALLOT_MAX ? n : BALLOT_MAX;
+    memcpy(p->ballots, ballots, (size_t)p->nballots * sizeof(*ballots));
+    /* No master yet: the leader_ack's read applies them. */
+    if (p->cf == NULL || p->cf->read_from != CONF_READ_FROM_REPLICAS || !p->master_host[0])
+        return;
+    memset(&m, 0, sizeof(m));
+    ballot_replicas(p->ballots, p->nballots, p->master_host, p->master_port, &m);
+    pool_set_replicas(p, &m);
+}
+
+/* The replicas that go with the master m names: its own list, or in an
+ * election every other ballot. */
+static void apply_replicas(struct pool *p, const struct znode_master *m)
+{
+    struct znode_master b;
+
+    if (!p->from_ballots) {
+        pool_set_replicas(p, m);
+        return;
+    }
+    memset(&b, 0, sizeof(b));
+    ballot_replicas(p->ballots, p->nballots, m->host, m->port, &b);
+    pool_set_replicas(p, &b);
+}
+
 struct replica *pool_pick_replica(struct pool *p)
 {
     struct replica *r, *best = NULL;
@@ -513,7 +543,7 @@ void pool_gate_event(struct pool *p, const struct gate_event *ev)
     /* The replicas of the data applied (the same version, or a newer). */
     if (ev->type == GATE_EV_READ_DATA && ev->result == ZNODE_MASTER &&
         ev->mzxid == p->gate.mzxid && p->cf->read_from == CONF_READ_FROM_REPLICAS)
-        pool_set_replicas(p, &ev->master);
+        apply_replicas(p, &ev->master);
     if (p->gate.state == GATE_READY && ev->type != GATE_EV_STALE)
         check_stale(p, util_now_ms());
     /* Held clients re-check on every change: released on READY, refused at

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "ballot.h"
 #include "gate.h"
 #include "group.h"
 #include "replica.h"
@@ -64,6 +65,9 @@ struct pool {
     /* read-from replicas (replica.c, probe.c) */
     struct replica_list replicas;    /* the znode's replicas */
     int nreplicas;
+    int from_ballots;                /* an election's: its ballots name them */
+    struct znode_node ballots[BALLOT_MAX];   /* the last complete listing */
+    int nballots;
     struct probe *master_probe;      /* the master's offsets; its command table */
     char master_replid[48];          /* the master's replication id, "" = not known */
     struct {                         /* the master's replication offset, each tick */
@@ -170,6 +174,9 @@ void pool_backend_gone(struct pool *p, struct backend *be);
 /* The znode named these replicas (the master's read from it): start
  * checking the new ones, stop reading from those no longer named. */
 void pool_set_replicas(struct pool *p, const struct znode_master *m);
+/* The election's ballots, all read (zk.c): the replicas are those not at
+ * the master's address; from now on the leader_ack's reads name none. */
+void pool_set_ballots(struct pool *p, const struct znode_node *ballots, int n);
 /* The replica a read should go to (healthy, owing the fewest replies), or
  * NULL: the master takes it. */
 struct replica *pool_pick_replica(struct pool *p);

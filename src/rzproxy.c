@@ -184,8 +184,14 @@ static void reload(void)
         struct pool *p = find_pool(next->pools[i].name);
 
         if (p != NULL) {
+            int read_from = p->cf->read_from;
+
             p->cf = &next->pools[i];
             pool_load_secrets(p);
+            /* Turned to replicas: the znode names them (and an election's
+             * ballots are listed); not waiting for its next change. */
+            if (p->zk && read_from != p->cf->read_from)
+                zk_reread(p);
         } else
             p = add_pool(&next->pools[i]);
         if (p != NULL)

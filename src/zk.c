@@ -30,6 +30,11 @@
  * has no watch on ACLs and setAcl fires no data watch, so the verdict is as
  * fresh as the last read of the data: every change event, every reconnect,
  * every re-read (stall, fencing). A bare setAcl shows at the next of these.
+ *
+ * A pool with read-from replicas that watches an election's ROOT/leader_ack
+ * also watches ROOT's children: its replicas are the other ballots
+ * (ballot.h). Each listing is a round; the ballots' data come back as
+ * separate reads, and only the last round's complete set is applied.
  */
 #define THREADED 1
 #include "zk.h"
@@ -46,6 +51,7 @@
 #include <event2/event.h>
 #include <zookeeper/zookeeper.h>
 
+#include "ballot.h"
 #include "conf.h"
 #include "gate.h"
 #include "log.h"
@@ -58,6 +64,8 @@
 #define ZK_LOG_EVERY_MS 30000        /* library warnings: one per 30 s; our own state
                                         lines already say what is going on */
 #define CTX_SESSION 0xffff
+#define CTX_DIR 0x8000               /* in a context's watch index: about the
+                                        election ROOT, not the znode */
 
 enum zk_msg_kind {
     MSG_SESSION,                     /* session event: state */
@@ -65,6 +73,8 @@ enum zk_msg_kind {
     MSG_EXISTS,                      /* exists completed: rc, stat */
     MSG_GET,                         /* get completed: rc, stat, data */
     MSG_ACL,                         /* get_acl completed: rc, acl */
+    MSG_CHILDREN,                    /* get_children of ROOT completed: rc, names */
+    MSG_BALLOT,                      /* get of one ballot completed: rc, data */
 };
 
 struct zk_msg {
@@ -72,6 +82,7 @@ struct zk_msg {
     enum zk_msg_kind kind;
     uint64_t gen;                    /* handle generation it came from */
     int widx;                        /* watch index, or -1 */
+    int dir;                         /* about the watch's election ROOT */
     int type, state, rc;
     int64_t mzxid;
     int32_t version;
@@ -79,6 +90,19 @@ struct zk_msg {
     char *data;                      /* MSG_GET, owned by the message */
     int datalen;
     struct ACL_vector acl;           /* MSG_ACL, a copy owned by the message */
+    struct String_vector names;      /* MSG_CHILDREN, a copy owned by the message */
+    uint32_t round;                  /* MSG_BALLOT: the listing it belongs to */
+    int slot;                        /* MSG_BALLOT: its place in that listing */
+};
+
+/* The context of one ballot's read: more than fits in a pointer. Freed by
+ * the completion, which the library calls exactly once (ZCLOSING at the
+ * latest). */
+struct ballot_req {
+    uint64_t gen;
+    int widx;
+    uint32_t round;
+    int slot;
 };
 
 struct zk_watch {
@@ -86,6 +110,13 @@ struct zk_watch {
     char *path;                      /* a copy of pool->cf->znode: a reload frees
                                         the conf it came from (the znode itself
                                         is restart-only) */
+    char *dir;                       /* election ROOT whose ballots are the
+                                        replicas, or NULL */
+    uint32_t round;                  /* ballot listings started */
+    int pending;                     /* reads of this round not back yet */
+    int nballots;                    /* in this round */
+    struct znode_node ballots[BALLOT_MAX];
+    int ballot_ok[BALLOT_MAX];       /* its data parsed as host:port */
 };
 
 static struct zk {
@@ -148,7 +179,8 @@ static struct zk_msg *msg_new(enum zk_msg_kind kind, const void *ctx)
 
     m->kind = kind;
     ctx_split(ctx, &m->gen, &widx);
-    m->widx = widx == CTX_SESSION ? -1 : widx;
+    m->widx = widx == CTX_SESSION ? -1 : widx & ~CTX_DIR;
+    m->dir = widx != CTX_SESSION && (widx & CTX_DIR) != 0;
     return m;
 }
 
@@ -219,6 +251,42 @@ static void acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const vo
     m->rc = rc;
     if (rc == ZOK)
         zkacl_copy(&m->acl, acl);    /* the library frees its vector on return */
+    enqueue(m);
+}
+
+static void children_done(int rc, const struct String_vector *names, const void *ctx)
+{
+    struct zk_msg *m = msg_new(MSG_CHILDREN, ctx);
+
+    m->rc = rc;
+    if (rc == ZOK && names != NULL && names->count > 0) {
+        m->names.count = names->count;
+        m->names.data = xcalloc((size_t)names->count, sizeof(char *));
+        for (int i = 0; i < names->count; i++)
+            m->names.data[i] = xstrdup(names->data[i]);
+    }
+    enqueue(m);
+}
+
+static void ballot_done(int rc, const char *value, int len, const struct Stat *stat,
+                        const void *ctx)
+{
+    struct ballot_req *q = (struct ballot_req *)ctx;
+    struct zk_msg *m = xcalloc(1, sizeof(*m));
+
+    RZ_UNUSED(stat);
+    m->kind = MSG_BALLOT;
+    m->gen = q->gen;
+    m->widx = q->widx;
+    m->round = q->round;
+    m->slot = q->slot;
+    free(q);
+    m->rc = rc;
+    if (rc == ZOK && value != NULL && len > 0) {
+        m->data = xmalloc((size_t)len);
+        memcpy(m->data, value, (size_t)len);
+        m->datalen = len;
+    }
     enqueue(m);
 }
 
@@ -305,9 +373,12 @@ static void read_znode(int widx)
         log_warn(w->pool->name, "zookeeper: cannot read %s: %s", w->path, zerror(rc));
 }
 
+static void list_ballots(int widx);
+
 static void sync_and_read(int widx)
 {
     struct zk_watch *w = &zk.watches[widx];
+    char root[1024];
     /* Requests of one session are answered in order: the read queued right
      * after the sync sees at least what the leader had at the sync. */
     int rc = zoo_async(zk.zh, w->path, sync_done, ctx_of(zk.gen, widx));
@@ -315,6 +386,13 @@ static void sync_and_read(int widx)
     if (rc != ZOK && !session_error(rc))
         log_warn(w->pool->name, "zookeeper: cannot sync %s: %s", w->path, zerror(rc));
     read_znode(widx);
+    /* Settled at the first read with read-from replicas (a reload may turn
+     * it on; turned off, the pool ignores what comes). */
+    if (w->dir == NULL && w->pool->cf->read_from == CONF_READ_FROM_REPLICAS &&
+        ballot_root(w->path, root, sizeof(root)))
+        w->dir = xstrdup(root);
+    if (w->dir != NULL)
+        list_ballots(widx);
 }
 
 static void read_failed(struct zk_watch *w, const char *op, int rc)
@@ -413,6 +491,130 @@ static void on_node(struct zk_watch *w, int widx, const struct zk_msg *m)
         read_znode(widx);
     else
         get_znode(w, widx);
+}
+
+/* ---- loop thread: an election's ballots ------------------------------------ */
+
+/* ROOT's children, with a watch: any ballot cast or gone lists again. */
+static void list_ballots(int widx)
+{
+    struct zk_watch *w = &zk.watches[widx];
+    void *ctx = ctx_of(zk.gen, widx | CTX_DIR);
+    int rc = zoo_awget_children(zk.zh, w->dir, node_watcher, ctx, children_done, ctx);
+
+    if (rc != ZOK && !session_error(rc))
+        log_warn(w->pool->name, "zookeeper: cannot list the ballots under %s: %s", w->dir,
+                 zerror(rc));
+}
+
+static void ballots_done(struct zk_watch *w)
+{
+    struct znode_node got[BALLOT_MAX];
+    int n = 0;
+
+    for (int i = 0; i < w->nballots; i++) {
+        if (w->ballot_ok[i])
+            got[n++] = w->ballots[i];
+    }
+    pool_set_ballots(w->pool, got, n);
+}
+
+static void read_ballot(struct zk_watch *w, int widx, const char *name, int slot)
+{
+    char path[1024];
+    struct ballot_req *q = xcalloc(1, sizeof(*q));
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", strcmp(w->dir, "/") ? w->dir : "", name);
+    q->gen = zk.gen;
+    q->widx = widx;
+    q->round = w->round;
+    q->slot = slot;
+    rc = zoo_aget(zk.zh, path, 0, ballot_done, q);
+    if (rc != ZOK) {
+        free(q);                     /* no completion will come */
+        w->pending--;
+    }
+}
+
+/* A new listing: read each ballot's data; the set is applied when the
+ * last read is back (a later listing makes this one's reads moot). */
+static void on_children(struct zk_watch *w, int widx, const struct zk_msg *m)
+{
+    int idx[BALLOT_MAX], n, left_out;
+    void *ctx = ctx_of(zk.gen, widx | CTX_DIR);
+
+    if (m->rc == ZNONODE) {
+        /* No ROOT yet: no candidate ever ran. Watch for it. */
+        int rc = zoo_awexists(zk.zh, w->dir, node_watcher, ctx, exists_done, ctx);
+        if (rc != ZOK && !session_error(rc))
+            log_warn(w->pool->name, "zookeeper: cannot watch %s: %s", w->dir, zerror(rc));
+        return;
+    }
+    if (m->rc != ZOK) {
+        if (!session_error(m->rc))
+            log_warn(w->pool->name, "zookeeper: listing the ballots under %s failed: %s "
+                     "(replicas unchanged until the next change or reconnect)", w->dir,
+                     zerror(m->rc));
+        return;
+    }
+    n = ballot_select(m->names.data, m->names.count, idx, BALLOT_MAX, &left_out);
+    if (left_out > 0)
+        log_warn(w->pool->name, "election %s: %d ballots past the first %d are not read from",
+                 w->dir, left_out, BALLOT_MAX);
+    w->round++;
+    w->nballots = n;
+    w->pending = n;
+    memset(w->ballot_ok, 0, sizeof(w->ballot_ok));
+    for (int i = 0; i < n; i++)
+        read_ballot(w, widx, m->names.data[idx[i]], i);
+    if (w->pending == 0)
+        ballots_done(w);
+}
+
+static void on_ballot(struct zk_watch *w, const struct zk_msg *m)
+{
+    struct znode_master b;
+    char why[ZNODE_WHY_LEN];
+
+    if (m->round != w->round || m->slot < 0 || m->slot >= w->nballots)
+        return;                      /* a listing since: its reads decide */
+    if (m->rc == ZOK && znode_parse(m->data, (size_t)m->datalen, ZNODE_FORMAT_PLAIN, &b, why,
+                                    sizeof(why)) == ZNODE_MASTER) {
+        snprintf(w->ballots[m->slot].host, sizeof(w->ballots[m->slot].host), "%s", b.host);
+        w->ballots[m->slot].port = b.port;
+        w->ballot_ok[m->slot] = 1;
+    } else if (m->rc == ZOK) {
+        log_warn(w->pool->name, "election %s: a ballot's data is not host:port (%s): not "
+                 "read from", w->dir, why);
+    }
+    /* ZNONODE: the candidate left between the listing and the read; its
+     * going fired the child watch, and the next listing is on its way. */
+    if (--w->pending == 0)
+        ballots_done(w);
+}
+
+/* ROOT's children changed, or ROOT came or went: list again. */
+static void on_dir_msg(struct zk_watch *w, int widx, const struct zk_msg *m)
+{
+    switch (m->kind) {
+    case MSG_NODE:
+        log_debug(w->pool->name, "zookeeper: watch fired on %s (type %d)", w->dir, m->type);
+        list_ballots(widx);
+        break;
+    case MSG_EXISTS:
+        if (m->rc == ZOK)
+            list_ballots(widx);      /* created between the listing and the exists */
+        break;
+    case MSG_CHILDREN:
+        on_children(w, widx, m);
+        break;
+    case MSG_BALLOT:
+        on_ballot(w, m);
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---- loop thread: the session ------------------------------------------- */
@@ -564,6 +766,11 @@ static void dispatch_msg(const struct zk_msg *m)
     w = &zk.watches[m->widx];
     if (w->pool == NULL)
         return;                      /* its pool was removed by a reload */
+    if (m->dir || m->kind == MSG_BALLOT) {
+        if (w->dir != NULL)
+            on_dir_msg(w, m->widx, m);
+        return;
+    }
     switch (m->kind) {
     case MSG_NODE:
         on_node(w, m->widx, m);
@@ -597,6 +804,9 @@ static void free_msg(struct zk_msg *m)
 {
     free(m->data);
     zkacl_free(&m->acl);
+    for (int i = 0; i < m->names.count; i++)
+        free(m->names.data[i]);
+    free(m->names.data);
     free(m);
 }
 
@@ -654,6 +864,21 @@ static void zk_open(void)
              proxy.conf->zookeeper, proxy.conf->zk_session_timeout_ms);
 }
 
+static void watch_init(struct zk_watch *w, struct pool *p)
+{
+    memset(w, 0, sizeof(*w));
+    w->pool = p;
+    w->path = xstrdup(p->cf->znode);
+}
+
+static void watch_free(struct zk_watch *w)
+{
+    free(w->path);
+    free(w->dir);
+    w->path = w->dir = NULL;
+    w->pool = NULL;
+}
+
 int zk_start(char *err, size_t errlen)
 {
     for (int i = 0; i < proxy.npools; i++) {
@@ -665,8 +890,7 @@ int zk_start(char *err, size_t errlen)
     zk.watches = xcalloc((size_t)zk.nwatches, sizeof(*zk.watches));
     for (int i = 0, n = 0; i < proxy.npools; i++) {
         if (proxy.pools[i]->cf->znode != NULL) {
-            zk.watches[n].pool = proxy.pools[i];
-            zk.watches[n].path = xstrdup(proxy.pools[i]->cf->znode);
+            watch_init(&zk.watches[n], proxy.pools[i]);
             n++;
         }
     }
@@ -700,7 +924,7 @@ void zk_stop(void)
     close(zk.wake[0]);
     close(zk.wake[1]);
     for (int i = 0; i < zk.nwatches; i++)
-        free(zk.watches[i].path);
+        watch_free(&zk.watches[i]);
     free(zk.watches);
     zk.watches = NULL;
     zk.nwatches = 0;
@@ -729,8 +953,7 @@ int zk_add_pool(struct pool *p)
         return -1;
     zk.watches = xrealloc(zk.watches, (size_t)(zk.nwatches + 1) * sizeof(*zk.watches));
     widx = zk.nwatches++;
-    zk.watches[widx].pool = p;
-    zk.watches[widx].path = xstrdup(p->cf->znode);
+    watch_init(&zk.watches[widx], p);
     feed(p, GATE_EV_SESSION_OPENING);
     if (zk.zh != NULL && zk.connected) {
         feed(p, GATE_EV_CONNECTED);
@@ -745,9 +968,7 @@ void zk_remove_pool(struct pool *p)
      * still arrives for it is dropped. */
     for (int i = 0; i < zk.nwatches; i++) {
         if (zk.watches[i].pool == p) {
-            zk.watches[i].pool = NULL;
-            free(zk.watches[i].path);
-            zk.watches[i].path = NULL;
+            watch_free(&zk.watches[i]);
         }
     }
 }

@@ -361,3 +361,95 @@ def test_replica_killed_mid_reads(reads, trio):
     finally:
         for cl in conns:
             cl.close()
+
+
+# ---- the election layout (DESIGN 1b): the other ballots are the replicas ----
+
+def cast(kz, root, srv):
+    """A candidate's ballot, as the zk gem and rzproxy-ctl candidate cast it."""
+    return kz.create(root + "/ballot", hp(srv).encode(), ephemeral=True, sequence=True,
+                     makepath=True)
+
+
+def test_election_ballots_are_the_replicas(zk_server, kz, zk_proxy_factory, znode_path, trio):
+    """A pool on ROOT/leader_ack reads from the other candidates' ballots:
+    the leader's own is left out, a ballot gone stops its reads, a new one
+    starts them, and a new leader's old ballot-mates follow it."""
+    a, b, c, _ = trio
+    root = znode_path
+    ballots = {s.port: cast(kz, root, s) for s in (a, b, c)}
+    zset(kz, root + "/leader_ack", hp(a).encode())
+    px = zk_proxy_factory(zk_server, root + "/leader_ack",
+                          pool={"read-from": "replicas", "replica-max-lag": "500"})
+    wait_master(px, hp(a))
+    wait_replicas(px, {hp(b): "ok", hp(c): "ok"})
+    with a.client() as adm:
+        adm.set("el:k", "v")
+    wait_for(lambda: all(s.client().get("el:k") == b"v" for s in (b, c)), timeout=5,
+             what="replicated")
+
+    def spread(n=40):
+        before = {s.port: calls(s, "get") for s in (a, b, c)}
+        with px.raw() as cl:
+            for _ in range(n):
+                assert cl.call("GET", "el:k") == b"v"
+        return {s.port: calls(s, "get") - before[s.port] for s in (a, b, c)}
+    got = spread()
+    assert got[a.port] == 0 and got[b.port] > 0 and got[c.port] > 0, got
+
+    kz.delete(ballots[c.port])          # C's candidate left the election
+    wait_replicas(px, {hp(b): "ok"})
+    got = spread()
+    assert got == {a.port: 0, b.port: 40, c.port: 0}, got
+
+    ballots[c.port] = cast(kz, root, c)  # and came back
+    wait_replicas(px, {hp(b): "ok", hp(c): "ok"})
+
+    # The leader_ack gone: writes gate, reads keep flowing from the ballots.
+    zdelete(kz, root + "/leader_ack")
+    wait_for(lambda: pool_info(px).get("state") == "NO_NODE", timeout=5, what="gated")
+    got = spread(10)
+    assert got[a.port] == 0 and got[b.port] + got[c.port] == 10, got
+
+    # C wins (A's ballot goes, C becomes the master, the others follow it):
+    # the replicas are now A and B.
+    kz.delete(ballots[a.port])
+    with c.client() as cc:
+        cc.execute_command("REPLICAOF", "NO", "ONE")
+    for s in (a, b):
+        with s.client() as sc:
+            sc.execute_command("REPLICAOF", LOCALHOST, str(c.port))
+    ballots[a.port] = cast(kz, root, a)
+    zset(kz, root + "/leader_ack", hp(c).encode())
+    wait_master(px, hp(c))
+    wait_replicas(px, {hp(a): "ok", hp(b): "ok"}, timeout=30)
+    got = spread()
+    assert got[c.port] == 0 and got[a.port] > 0 and got[b.port] > 0, got
+
+
+def test_read_from_turned_on_by_reload(zk_server, kz, zk_proxy_factory, znode_path, trio):
+    """read-from replicas by SIGHUP: the replicas are known at once (the
+    znode is read again), not at its next change; for an election, its
+    ballots are listed."""
+    import os
+    import signal
+    from conftest import write_conf
+    a, b, c, _ = trio
+    root = znode_path
+    for s in (a, b):
+        cast(kz, root, s)
+    zset(kz, root + "/leader_ack", hp(a).encode())
+    px = zk_proxy_factory(zk_server, root + "/leader_ack")
+    wait_master(px, hp(a))
+    assert replicas_of(px) == {}
+    write_conf(px.confpath, px.port, None,
+               globals_={"zookeeper": zk_server.hostport, "zk-session-timeout": "2000"},
+               pool={"znode": root + "/leader_ack", "block-timeout": "5000",
+                     "read-from": "replicas"})
+    os.kill(px.pid, signal.SIGHUP)
+    wait_replicas(px, {hp(b): "ok"})
+    n = calls(b, "get")
+    with px.raw() as cl:
+        for _ in range(10):
+            cl.call("GET", "r:k")
+    assert calls(b, "get") == n + 10
