@@ -18,6 +18,7 @@
 #include "zk.h"
 
 static void drop_replicas(struct pool *p);
+static void free_readonly(struct pool *p);
 
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_MAX_MS 2000
@@ -127,6 +128,7 @@ void pool_free(struct pool *p)
     pool_stop_listening(p);
     pool_close_backends(p);
     drop_replicas(p);
+    free_readonly(p);
     while ((g = TAILQ_FIRST(&p->groups)) != NULL)
         group_free(g);
     session_state_free(&p->cred);
@@ -251,11 +253,18 @@ void pool_load_secrets(struct pool *p)
 
 /* ---- read-from replicas --------------------------------------------------- */
 
-static void set_readonly(struct pool *p, const char *const *names, size_t n)
+static void free_readonly(struct pool *p)
 {
     for (size_t i = 0; i < p->nreadonly; i++)
         free(p->readonly[i]);
     free(p->readonly);
+    p->readonly = NULL;
+    p->nreadonly = 0;
+}
+
+static void set_readonly(struct pool *p, const char *const *names, size_t n)
+{
+    free_readonly(p);
     p->readonly = xcalloc(n + 1, sizeof(*p->readonly));
     for (size_t i = 0; i < n; i++)
         p->readonly[i] = xstrdup(names[i]);
