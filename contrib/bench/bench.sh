@@ -213,18 +213,7 @@ log "bench: $run runs in $(($(date +%s) - t0)) s, load average $LOAD_END at end"
 # the rps ratio and the extra CPU per request of proxy, redis and both.
 # master_conns is the highest over the repeats. mawk has no asort: insertion
 # sort, the lists are REPEATS long.
-awk -F, -v OFS=, -v targets="$TARGETS" -v shapes="$SHAPES" -v tests="$TESTS" -v pairs="$TLS_PAIRS" '
-# median(list): sets lo and hi to the smallest and largest value too
-function median(list,    a, m, i, j, v) {
-    m = split(list, a, " ")
-    for (i = 2; i <= m; i++) {
-        v = a[i] + 0
-        for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
-        a[j + 1] = v
-    }
-    lo = a[1]; hi = a[m]
-    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}
+awk -F, -v OFS=, -v targets="$TARGETS" -v shapes="$SHAPES" -v tests="$TESTS" -v pairs="$TLS_PAIRS" "$AWK_MEDIAN"'
 # plain(shape): the same shape without its -m, or "" if it has none
 function plain(shape,    a, n, i, out, found) {
     n = split(shape, a, "-"); out = ""; found = 0

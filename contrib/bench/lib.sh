@@ -449,3 +449,19 @@ conns_stop() {
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+# An awk function for the summaries (prepend it to a program): the median of
+# a space-separated list; sets lo and hi to its smallest and largest value
+# too. mawk has no asort: insertion sort, the lists are a few repeats long.
+AWK_MEDIAN='
+function median(list,    a, m, i, j, v) {
+    m = split(list, a, " ")
+    for (i = 2; i <= m; i++) {
+        v = a[i] + 0
+        for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
+        a[j + 1] = v
+    }
+    lo = a[1]; hi = a[m]
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}
+'

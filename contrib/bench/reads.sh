@@ -353,21 +353,11 @@ log "bench: $run runs in $(($(date +%s) - t0)) s, load average $LOAD_END at end"
 
 # ------------------------------------------------------------------ medians
 
-# Per target, the median of each column over the repeats (mawk has no
-# asort: insertion sort); the CPU shares are those of the median CPU
+# Per target, the median of each column over the repeats (AWK_MEDIAN,
+# lib.sh); the CPU shares are those of the median CPU
 # seconds, the GET shares those of the median GET counts. client_errors is
 # the sum over the repeats.
-awk -F, -v OFS=, -v targets="$TARGETS" '
-function median(list,    a, m, i, j, v) {
-    m = split(list, a, " ")
-    for (i = 2; i <= m; i++) {
-        v = a[i] + 0
-        for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
-        a[j + 1] = v
-    }
-    lo = a[1]; hi = a[m]
-    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-}
+awk -F, -v OFS=, -v targets="$TARGETS" "$AWK_MEDIAN"'
 function med(t, i) { return ((t, i) in col) ? median(col[t, i]) : "" }
 NR > 1 {
     t = $2; nrep[t]++
