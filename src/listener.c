@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,18 +115,47 @@ static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, s
     return 0;
 }
 
+/* addr as a socket address: an IP literal as is, a host name through the
+ * resolver (once, at start or reload: the first address it gives). */
+static int listen_sockaddr(const char *addr, struct sockaddr_storage *ss, int *sslen,
+                           char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char host[256], serv[16];
+    int port, rc;
+
+    *sslen = (int)sizeof(*ss);
+    memset(ss, 0, sizeof(*ss));
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen) == 0)
+        return 0;
+    if (util_parse_hostport(addr, host, sizeof(host), &port, err, errlen) < 0)
+        return -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+    snprintf(serv, sizeof(serv), "%d", port);
+    rc = getaddrinfo(host, serv, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errlen, "listen %s: cannot resolve %s: %s", addr, host,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
 static struct evconnlistener *tcp_listen(struct listener *l, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
+    int sslen;
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
     struct evconnlistener *ev;
 
-    memset(&ss, 0, sizeof(ss));
-    if (evutil_parse_sockaddr_port(l->addr, (struct sockaddr *)&ss, &sslen) < 0) {
-        snprintf(err, errlen, "listen %s: not an IP address and port", l->addr);
+    if (listen_sockaddr(l->addr, &ss, &sslen, err, errlen) < 0)
         return NULL;
-    }
     ev = evconnlistener_new_bind(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
                                  (struct sockaddr *)&ss, sslen);
     if (ev == NULL)

@@ -6,6 +6,7 @@ Some proxies here bind 0.0.0.0; every connection still goes to 127.0.0.1."""
 
 import http.client
 import os
+import socket
 import signal
 import stat
 
@@ -154,6 +155,22 @@ def test_host_name_refused(tmp_path, redis_factory):
     assert p.returncode == 1, err
     assert "listen 'localhost:" in err and "a host name, not a loopback address" in err, err
     assert "write 127.0.0.1 or [::1], or add `protected-mode no`" in err, err
+
+
+def test_host_name_served_with_protected_mode_no(proxy_factory, redis_factory):
+    """With protected-mode no a listen address may be a name: it is
+    resolved once and the proxy listens on the first address it gives."""
+    srv = redis_factory()
+    px = proxy_factory(srv, listen_host="localhost", globals_={"protected-mode": "no"},
+                       wait=False)
+    wait_for(lambda: "listening on localhost:%d" % px.port in px.log_tail(), timeout=10,
+             what="the listener on localhost")
+    # whichever address localhost resolved to first (127.0.0.1 or ::1)
+    with socket.create_connection(("localhost", px.port), timeout=5) as s:
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nprot\r\n$4\r\nname\r\n")
+        assert s.recv(64) == b"+OK\r\n"
+    assert srv.client().get("prot") == b"name"
+    assert px.alive()
 
 
 # ---------------------------------------------------------------- unixsocket-perm
