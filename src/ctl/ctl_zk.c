@@ -725,8 +725,8 @@ enum ctl_zk_result ctl_zk_watch(struct ctl_zk *zk, const char *path, struct ctl_
     return CTL_ZK_OK;
 }
 
-enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, char ***names, int *n,
-                                   char *err, size_t errlen)
+enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, int watch, char ***names,
+                                   int *n, char *err, size_t errlen)
 {
     uint64_t deadline = util_now_ms() + (uint64_t)zk->wait_ms;
     struct String_vector sv;
@@ -735,7 +735,9 @@ enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, char ***
     *names = NULL;
     *n = 0;
     memset(&sv, 0, sizeof(sv));
-    while ((rc = zoo_get_children(zk->zh, path, 0, &sv)) != ZOK && may_retry(zk, rc, deadline))
+    while ((rc = watch ? zoo_wget_children(zk->zh, path, node_watcher, zk, &sv)
+                       : zoo_get_children(zk->zh, path, 0, &sv)) != ZOK &&
+           may_retry(zk, rc, deadline))
         ;
     if (rc == ZNONODE) {
         snprintf(err, errlen, "zookeeper: %s does not exist", path);

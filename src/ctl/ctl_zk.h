@@ -120,9 +120,10 @@ enum ctl_zk_result ctl_zk_watch(struct ctl_zk *zk, const char *path, struct ctl_
 
 /* The names of path's children (malloc'd array of malloc'd strings, in no
  * order) into *names and their number into *n; free with
- * ctl_zk_names_free. A missing path is CTL_ZK_NO_NODE. */
-enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, char ***names, int *n,
-                                   char *err, size_t errlen) RZ_MUSTCHECK;
+ * ctl_zk_names_free. A missing path is CTL_ZK_NO_NODE. With watch, an
+ * event for path comes out of the queue when a child is added or removed. */
+enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, int watch, char ***names,
+                                   int *n, char *err, size_t errlen) RZ_MUSTCHECK;
 void ctl_zk_names_free(char **names, int n);
 
 /* Create path with the session's default ACL (see ctl_zk_create) in mode.

@@ -535,11 +535,14 @@ class Monitor(threading.Thread):
                 if self.conn.eof:
                     return
 
-    def stop(self):
-        """Stop and return every line, including those already on the wire."""
+    def stop(self, drain_s=3.0):
+        """Stop and return every line, including those already on the wire
+        (read for at most drain_s: a server that others keep busy, e.g.
+        with health checks, never falls silent)."""
         self.halt.set()
         self.join(5)
-        while True:
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline:
             try:
                 self.lines.append(str(self.conn.read_reply(timeout=0.3)))
             except Exception:
