@@ -336,15 +336,34 @@ static int do_close(struct cand *c)
     return 1;
 }
 
+/* Create path (mode) under ROOT with ROOT's ACL: ZooKeeper has no
+ * inheritance, and this is how an operator gives the proxies a read-only
+ * identity once, on ROOT (README: rzproxy-ctl candidate). The session's
+ * default when ROOT cannot be read. */
+static enum ctl_zk_result create_under_root(struct cand *c, const char *path,
+                                            enum ctl_zk_mode mode, char *created,
+                                            size_t createdlen, char *err, size_t errlen)
+{
+    struct ctl_znode root;
+    enum ctl_zk_result r = ctl_zk_read(c->zk, c->root, 1, &root, err, errlen);
+
+    if (r == CTL_ZK_LOST)
+        return r;
+    r = ctl_zk_create_node(c->zk, path, c->o->advertise, strlen(c->o->advertise), mode,
+                           r == CTL_ZK_OK && root.exists ? root.acl : NULL, created, createdlen,
+                           err, errlen);
+    ctl_znode_free(&root);
+    return r;
+}
+
 static int do_cast(struct cand *c, struct elect_event *res)
 {
     char err[ERRLEN], created[CTL_ZK_PATH_MAX];
     enum ctl_zk_result r = ctl_zk_ensure_path(c->zk, c->root, err, sizeof(err));
 
     if (r == CTL_ZK_OK)
-        r = ctl_zk_create_node(c->zk, c->prefix, c->o->advertise, strlen(c->o->advertise),
-                               CTL_ZK_EPHEMERAL_SEQUENTIAL, created, sizeof(created), err,
-                               sizeof(err));
+        r = create_under_root(c, c->prefix, CTL_ZK_EPHEMERAL_SEQUENTIAL, created, sizeof(created),
+                              err, sizeof(err));
     if (r != CTL_ZK_OK) {
         res->lost = lost(r);
         say(c, "cannot cast a ballot: %s", err);
@@ -505,9 +524,8 @@ static int do_ack(struct cand *c, struct elect_event *res)
 {
     char err[ERRLEN];
     struct ctl_znode n;
-    enum ctl_zk_result r = ctl_zk_create_node(c->zk, c->ack, c->o->advertise,
-                                              strlen(c->o->advertise), CTL_ZK_EPHEMERAL, NULL,
-                                              0, err, sizeof(err));
+    enum ctl_zk_result r = create_under_root(c, c->ack, CTL_ZK_EPHEMERAL, NULL, 0, err,
+                                             sizeof(err));
 
     if (r == CTL_ZK_NODE_EXISTS && ctl_zk_read(c->zk, c->ack, 0, &n, err, sizeof(err)) ==
                                        CTL_ZK_OK) {
@@ -811,13 +829,19 @@ static void drain(struct cand *c)
 {
     while (c->qlen > 0 && c->e.state != ELECT_DONE) {
         struct elect_event ev = c->q[c->qhead];
+        char succ[ELECT_ADDR_LEN];
         unsigned actions;
 
         c->qhead = (c->qhead + 1) % QUEUE_MAX;
         c->qlen--;
+        snprintf(succ, sizeof(succ), "%s", c->e.successor);
         actions = elect_step(&c->e, &ev);
         free((void *)ev.view);       /* do_count's snapshot */
         show_state(c, actions);
+        /* whom a leader cut off would demote to: worth a line */
+        if (strcmp(succ, c->e.successor) != 0 && c->e.state >= ELECT_PROMOTING &&
+            c->e.state <= ELECT_FENCED)
+            say(c, "successor: %s", c->e.successor[0] ? c->e.successor : "none");
         for (int i = 0; i < ELECT_NACTIONS; i++) {
             if (actions & (1u << i))
                 run_action(c, 1u << i);

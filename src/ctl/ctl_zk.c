@@ -649,14 +649,15 @@ enum ctl_zk_result ctl_zk_create(struct ctl_zk *zk, const char *path, const char
  * so it is never retried here: the caller finds out (the election looks
  * for a ballot its session owns). */
 enum ctl_zk_result ctl_zk_create_node(struct ctl_zk *zk, const char *path, const char *data,
-                                      size_t len, enum ctl_zk_mode mode, char *created,
+                                      size_t len, enum ctl_zk_mode mode,
+                                      const struct ctl_zk_acl *acl, char *created,
                                       size_t createdlen, char *err, size_t errlen)
 {
     char name[CTL_ZK_PATH_MAX + 16];
     int flags, rc;
 
     if (mode == CTL_ZK_PERSISTENT) {
-        enum ctl_zk_result r = ctl_zk_create(zk, path, data, len, NULL, err, errlen);
+        enum ctl_zk_result r = ctl_zk_create(zk, path, data, len, acl, err, errlen);
 
         if (created != NULL && r == CTL_ZK_OK)
             snprintf(created, createdlen, "%s", path);
@@ -666,7 +667,8 @@ enum ctl_zk_result ctl_zk_create_node(struct ctl_zk *zk, const char *path, const
         return fail(ZBADARGUMENTS, "data too large for", path, err, errlen);
     flags = mode == CTL_ZK_EPHEMERAL ? ZOO_EPHEMERAL : ZOO_EPHEMERAL_SEQUENTIAL;
     name[0] = '\0';
-    rc = zoo_create(zk->zh, path, data, (int)len, default_acl(zk), flags, name, (int)sizeof(name));
+    rc = zoo_create(zk->zh, path, data, (int)len, acl != NULL ? &acl->v : default_acl(zk), flags,
+                    name, (int)sizeof(name));
     if (rc == ZOK && created != NULL)
         snprintf(created, createdlen, "%s", name);
     return result_of(rc, ZNODEEXISTS, "cannot create", path, err, errlen);

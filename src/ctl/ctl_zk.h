@@ -126,11 +126,12 @@ enum ctl_zk_result ctl_zk_children(struct ctl_zk *zk, const char *path, int watc
                                    int *n, char *err, size_t errlen) RZ_MUSTCHECK;
 void ctl_zk_names_free(char **names, int n);
 
-/* Create path with the session's default ACL (see ctl_zk_create) in mode.
- * created (unless NULL) gets the name the server gave it (the sequence
- * number appended for CTL_ZK_EPHEMERAL_SEQUENTIAL). */
+/* Create path in mode, with acl (NULL: the session's default, see
+ * ctl_zk_create). created (unless NULL) gets the name the server gave it
+ * (the sequence number appended for CTL_ZK_EPHEMERAL_SEQUENTIAL). */
 enum ctl_zk_result ctl_zk_create_node(struct ctl_zk *zk, const char *path, const char *data,
-                                      size_t len, enum ctl_zk_mode mode, char *created,
+                                      size_t len, enum ctl_zk_mode mode,
+                                      const struct ctl_zk_acl *acl, char *created,
                                       size_t createdlen, char *err, size_t errlen) RZ_MUSTCHECK;
 
 /* Create path and its missing parents as empty persistent nodes (default

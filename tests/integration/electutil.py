@@ -229,9 +229,11 @@ class Election:
         self.cands = [None] * n
         self.restarts = [0] * n
 
-    def conf_for(self, zk_hosts, name):
+    def conf_for(self, zk_hosts, name, globals_=None):
+        g = {"zk-session-timeout": str(self.session_timeout)}
+        g.update(globals_ or {})
         return write_ctl_conf(os.path.join(self.workdir, "%s.conf" % name), zk_hosts, self.ack,
-                              globals_={"zk-session-timeout": str(self.session_timeout)})
+                              globals_=g)
 
     def addr(self, i):
         return "%s:%d" % (LOCALHOST, self.servers[i].port)
