@@ -171,10 +171,17 @@ static int settle_ahead(const struct handover *h, struct ctl_redis *self, struct
     struct peer *best = NULL;
     char err[ERRLEN];
 
+    /* the most advanced; of equals, our own master (fenced), from which
+     * we can simply catch up instead of re-voting */
     for (int i = 0; i < np; i++) {
-        if (peers[i].r != NULL && ctl_repl_ahead(&peers[i].repl, mine) &&
-            (best == NULL || peers[i].repl.offset > best->repl.offset))
-            best = &peers[i];
+        struct peer *p = &peers[i];
+        int own = p->fenced && ctl_doc_same_node(mine->master, p->addr);
+
+        if (p->r == NULL || !ctl_repl_ahead(&p->repl, mine))
+            continue;
+        if (best == NULL || p->repl.offset > best->repl.offset ||
+            (p->repl.offset == best->repl.offset && own))
+            best = p;
     }
     if (best == NULL)
         return 0;
