@@ -179,10 +179,9 @@ static void check_redis(struct cand *c)
         c->fails = 0;
         up = 1;
     } else {
-        if (r != NULL && ctl_redis_alive(r))
-            ctl_redis_close(r);      /* an error reply (-LOADING, -BUSY): start afresh */
-        if (c->r == r)
-            c->r = NULL;
+        /* dead, or an error reply (-LOADING, -BUSY): start afresh */
+        ctl_redis_close(c->r);
+        c->r = NULL;
         c->fails++;
         if (c->fails == 1 || c->fails == c->o->check_failures)
             say(c, "our redis %s: PING failed (%d of %d): %s", c->o->redis, c->fails,

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from conftest import LOCALHOST, RZCTL, _spawned, _tail, wait_for, write_ctl_conf
+from conftest import LOCALHOST, RZCTL, _spawned, _tail, sanitizer_report_in, wait_for, write_ctl_conf
 
 ACK = "leader_ack"
 BALLOT_RE = re.compile(r"^ballot\d{10}$")
@@ -227,6 +227,7 @@ class Election:
         self.servers = [make_redis(extra_args=extra) for _ in range(n)]
         self.confs = [self.conf_for(zk_hosts, "c%d" % i) for i in range(n)]
         self.cands = [None] * n
+        self.extra = []                 # candidates a test started by hand (adopt())
         self.restarts = [0] * n
 
     def conf_for(self, zk_hosts, name, globals_=None):
@@ -243,6 +244,11 @@ class Election:
             if self.addr(i) == addr:
                 return i
         return None
+
+    def adopt(self, cand):
+        """Stop cand with the others, and look at its log for sanitizer reports."""
+        self.extra.append(cand)
+        return cand
 
     def start(self, i, conf=None, args=(), exec_argv=None):
         """(Re)start candidate i; returns it."""
@@ -317,4 +323,12 @@ class Election:
         for c in self.cands:
             if c is not None:
                 c.stop()
+        for c in self.extra:
+            c.stop()
+
+    def sanitizer_reports(self):
+        """Sanitizer reports in the logs of every candidate ever started
+        (ASan, UBSan, LeakSanitizer at exit), once they all stopped."""
+        logs = sorted({c.logpath for c in self.cands + self.extra if c is not None})
+        return [r for r in (sanitizer_report_in(p) for p in logs) if r]
 

@@ -53,10 +53,13 @@ def election(zk_server, kz, redis_factory, tmp_path, request):
 
     yield make
     failed = getattr(getattr(request.node, "rep_call", None), "failed", False)
+    reports = []
     for el in made:
         if failed:
             print(el.logs(40))
         el.stop()
+        reports += el.sanitizer_reports()
+    assert not reports, "sanitizer report from a candidate:\n%s" % "\n\n".join(reports)
 
 
 def start_all(el, order=None):
@@ -449,8 +452,8 @@ def test_exec_follows_the_child(election, zk_server, tmp_path):
                   "--appendonly", "no", "--dir", str(tmp_path), "--repl-diskless-sync-delay", "0",
                   "--protected-mode", "no"]
     # the exec'd one starts first and leads; the other follows
-    a = Candidate(el.conf_for(zk_server.hostport, "cexec"), port, str(tmp_path / "cand-exec.log"),
-                  exec_argv=redis_argv).start()
+    a = el.adopt(Candidate(el.conf_for(zk_server.hostport, "cexec"), port,
+                           str(tmp_path / "cand-exec.log"), exec_argv=redis_argv).start())
     try:
         wait_for(lambda: el.leader_addr() == "%s:%d" % (LOCALHOST, port), timeout=15,
                  what="the exec'd redis leading")
@@ -473,8 +476,10 @@ def test_exec_follows_the_child(election, zk_server, tmp_path):
         print("--exec: child killed, new leader after %.0f ms" % (1000 * took))
         # SIGTERM stops the child too
         port2 = free_port()
-        b = Candidate(el.conf_for(zk_server.hostport, "cexec2"), port2, str(tmp_path / "cand-exec2.log"),
-                      exec_argv=[x if x != str(port) else str(port2) for x in redis_argv]).start()
+        b = el.adopt(Candidate(el.conf_for(zk_server.hostport, "cexec2"), port2,
+                               str(tmp_path / "cand-exec2.log"),
+                               exec_argv=[x if x != str(port) else str(port2) for x in redis_argv]))
+        b.start()
         try:
             b.wait_log("-> FOLLOWER", timeout=15)
             kid = child_pid(b.pid)
