@@ -17,7 +17,10 @@ on-no-master modes.
   that falls silent): no two servers accept writes at the same time
   (MONITOR on both), and the old leader ends up a replica;
 - ballots created by kazoo with the gem's naming are read the same way;
-- --exec: the candidate starts its redis-server and follows its life.
+- --exec: the candidate starts its redis-server and follows its life;
+- ballots and leader_ack take ROOT's ACL; a leader's candidate frozen past
+  its session is fenced by the winner; ZooKeeper itself down longer than
+  the session.
 """
 
 import os
@@ -44,10 +47,10 @@ def election(zk_server, kz, redis_factory, tmp_path, request):
     every candidate is stopped afterwards (their logs printed on failure)."""
     made = []
 
-    def make(n=3, root=None, **kw):
+    def make(n=3, root=None, zk=None, kzc=None, **kw):
         name = "".join(ch if ch.isalnum() else "_" for ch in request.node.name)
-        el = Election(root or "/_zkelection/" + name, zk_server.hostport, str(tmp_path), kz,
-                      redis_factory, n=n, session_timeout=SESSION_MS, **kw)
+        el = Election(root or "/_zkelection/" + name, (zk or zk_server).hostport, str(tmp_path),
+                      kzc or kz, redis_factory, n=n, session_timeout=SESSION_MS, **kw)
         made.append(el)
         return el
 
@@ -569,3 +572,50 @@ def test_leader_candidate_stopped_beyond_its_session(election, zk_proxy_factory,
     old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
     assert old_w and new_w and max(old_w) < min(new_w), (max(old_w or [0]), min(new_w or [0]))
     assert "(a master: writes paused)" in el.cands[new].log(), el.cands[new].log_tail()
+
+
+# ---------------------------------------------------------------- ZooKeeper away
+
+def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_fresh, kz_factory):
+    """ZooKeeper itself is killed for 2.5 session timeouts, then restarted
+    (it keeps the sessions). The proxy gates at once; the leader pauses its
+    writes and demotes itself to its successor before its session could
+    have expired; back on the same session it gives the leadership up, and
+    the successor leads. No two servers take writes at the same time, every
+    acknowledged write is on the final leader, no error in block mode."""
+    el = election(zk=zk_fresh, kzc=kz_factory(zk_fresh.hostport))
+    lead = start_all(el)
+    succ = el.index(el.ballots()[1][1])
+    el.cands[lead].wait_log("successor: %s" % el.addr(succ))
+    px = zk_proxy_factory(zk_fresh, el.ack, pool={"on-no-master": "block", "block-timeout": "15000"})
+    wait_master(px, el.addr(lead))
+    mons = [Monitor(el.servers[lead]), Monitor(el.servers[succ])]
+    stop = threading.Event()
+    writers = [writer(px, i, stop) for i in range(3)]
+    for w in writers:
+        w.start()
+    try:
+        wait_progress(writers, 50)
+        mark = el.cands[lead].log_size()
+        zk_fresh.kill()
+        el.cands[lead].wait_log("demoted our redis", timeout=5, after=mark)
+        time.sleep(2.5 * SESSION_MS / 1000)
+        zk_fresh.start()
+        new = el.wait_leader(not_=lead, timeout=20)
+        wait_master(px, el.addr(new), timeout=15)
+        el.cands[lead].wait_log("-> FOLLOWER", timeout=15, after=mark)
+        wait_progress(writers, 20)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(40)
+        lines = [m.stop() for m in mons]
+    for w in writers:
+        assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
+        assert w.tryagains == 0
+    check_all_acked(writers, el.servers[new])
+    el.wait_replica(lead, new)
+    if new == succ:
+        ports = [s.port for s in el.servers]
+        old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
+        assert old_w and new_w and max(old_w) < min(new_w), (max(old_w or [0]), min(new_w or [0]))
