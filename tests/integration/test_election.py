@@ -619,3 +619,26 @@ def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_f
         ports = [s.port for s in el.servers]
         old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
         assert old_w and new_w and max(old_w) < min(new_w), (max(old_w or [0]), min(new_w or [0]))
+
+
+# ---------------------------------------------------------------- command line
+
+def test_candidate_usage(ctl_factory):
+    bare = ctl_factory(None, None)
+    where = ["--zookeeper", "127.0.0.1:1", "--znode", "/_zkelection/x"]
+    for args, needle in [(["candidate"], "needs --redis"),
+                         (["candidate", "--redis", "nohost"], "not HOST:PORT"),
+                         (["candidate", "--redis", "h:1", "--advertise", "h:0"], "not HOST:PORT"),
+                         (["candidate", "--redis", "h:1", "--check-interval", "5"], "--check-interval"),
+                         (["candidate", "--redis", "h:1", "--check-failures", "0"], "--check-failures"),
+                         (["candidate", "--redis", "h:1", "--exec"], "--exec needs a command"),
+                         (["show", "--redis", "h:1"], "go with candidate"),
+                         (["set-master", "h:1", "--timeout", "10"], "--timeout goes with"),
+                         (["candidate", "--redis", "h:1", "--to", "h:2"], "go with failover")]:
+        res = bare.run(*(where + args))
+        assert res.rc == 2 and needle in res.err, (args, res)
+    # everything after --exec belongs to the child, options included
+    res = bare.run(*(where + ["candidate", "--exec", "redis-server", "--port", "1"]))
+    assert res.rc == 2 and "needs --redis" in res.err, res
+    res = bare.run("--help")
+    assert res.rc == 0 and "candidate --redis HOST:PORT" in res.out, res
