@@ -200,7 +200,9 @@ static void check_redis(struct cand *c)
 static int pause_self(struct cand *c)
 {
     char err[ERRLEN];
-    struct ctl_redis *r = self_conn(c, SELF_TIMEOUT_MS, err, sizeof(err));
+    /* bounded like a health check: a hung redis must not stall the loop
+     * (and with it the deadline) for seconds */
+    struct ctl_redis *r = self_conn(c, ping_timeout(c), err, sizeof(err));
 
     c->next_pause = util_now_ms() + PAUSE_RENEW_MS;
     if (r == NULL || handover_pause(r, PAUSE_MS, err, sizeof(err)) != 0) {
