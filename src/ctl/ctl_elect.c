@@ -366,6 +366,11 @@ static int result_flags(struct elect *e, const struct elect_event *ev)
         if (ev->ok) {
             e->paused = 0;
             snprintf(e->following, sizeof(e->following), "%s", elect_demote_target(e));
+        } else {
+            /* the successor lacked our writes (it catches up now that we
+             * are paused), or could not be reached: writes stay paused,
+             * and the demotion, which outlives us, is tried again */
+            retry(e, ev, ELECT_DO_DEMOTE, ELECT_DEMOTE_RETRY_MS);
         }
         return 1;
     case ELECT_DO_FOLLOW:
@@ -603,5 +608,8 @@ unsigned elect_step(struct elect *e, const struct elect_event *ev)
     /* ZooKeeper steps need the session; the session events bring them back */
     if (!e->connected)
         a &= ~(ELECT_DO_COUNT | ELECT_DO_ACK);
+    /* demoting is for a redis we keep paused; once it follows, never */
+    if (!e->paused)
+        a &= ~ELECT_DO_DEMOTE;
     return a;
 }

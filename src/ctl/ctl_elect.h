@@ -58,6 +58,7 @@
 #define ELECT_MAX_BALLOTS 64         /* ballots read; more are ignored (logged) */
 #define ELECT_RETRY_MS 1000          /* a failed step (not a lost session) is retried after */
 #define ELECT_YIELD_DELAY_MS 200     /* re-vote after yielding: not in a hot loop */
+#define ELECT_DEMOTE_RETRY_MS 250    /* a demotion refused (successor behind): again after */
 #define ELECT_BALLOT_PREFIX "ballot" /* the zk gem's VOTE_PREFIX */
 #define ELECT_ACK_NAME "leader_ack"  /* the zk gem's leader_ack_path */
 

@@ -418,6 +418,27 @@ static void test_partition_beyond_the_session(void **state)
     assert_int_equal(e.state, ELECT_IDLE);
 }
 
+static void test_demotion_retried_while_paused(void **state)
+{
+    struct elect e;
+
+    (void)state;
+    leader(&e);
+    assert_int_equal(step(&e, ev(ELECT_EV_DISCONNECTED)), ELECT_DO_PAUSE);
+    clock_ms += T;
+    assert_int_equal(step(&e, ev(ELECT_EV_TICK)), ELECT_DO_DEMOTE);
+    /* the successor had not caught up yet: try again, writes stay paused */
+    assert_int_equal(result(&e, ELECT_DO_DEMOTE, 0), 0);
+    assert_true(e.paused);
+    clock_ms += ELECT_DEMOTE_RETRY_MS;
+    assert_int_equal(step(&e, ev(ELECT_EV_TICK)), ELECT_DO_DEMOTE);
+    assert_int_equal(result(&e, ELECT_DO_DEMOTE, 1), 0);
+    assert_false(e.paused);
+    /* nothing more to demote */
+    clock_ms += 10 * ELECT_DEMOTE_RETRY_MS;
+    assert_int_equal(step(&e, ev(ELECT_EV_TICK)), 0);
+}
+
 static void test_reconnect_after_demoting_resigns(void **state)
 {
     struct elect e;
@@ -657,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_follower_redis_down_withdraws),
         cmocka_unit_test(test_partition_within_the_session),
         cmocka_unit_test(test_partition_beyond_the_session),
+        cmocka_unit_test(test_demotion_retried_while_paused),
         cmocka_unit_test(test_reconnect_after_demoting_resigns),
         cmocka_unit_test(test_expired_leader_pauses_demotes_and_follows),
         cmocka_unit_test(test_ack_lost_then_recovered),
