@@ -75,6 +75,7 @@ struct cand {
     uint64_t contact_ms;             /* the last time the server surely heard us */
     char ballot[CTL_ZK_PATH_MAX * 2];/* our ballot's path, "" none known */
     struct elect_view view;          /* the last count */
+    char demote_err[ERRLEN];         /* why the last demotion was refused (said once) */
     pid_t child;                     /* --exec child, 0 none */
     struct elect_event q[QUEUE_MAX]; /* events to step, oldest first */
     int qhead, qlen;
@@ -554,8 +555,12 @@ static int do_unack(struct cand *c, struct elect_event *res)
     struct ctl_znode n;
     enum ctl_zk_result r;
 
-    if (c->zk == NULL)
+    /* disconnected, a call would wait for the next connection attempt;
+     * the session's end takes the ack with it anyway */
+    if (c->zk == NULL || !c->e.connected) {
+        res->lost = 1;
         return 0;
+    }
     r = ctl_zk_read(c->zk, c->ack, 0, &n, err, sizeof(err));
     if (r == CTL_ZK_OK && n.exists && n.ephemeral_owner == ctl_zk_session_id(c->zk)) {
         r = ctl_zk_delete(c->zk, c->ack, -1, err, sizeof(err));
@@ -574,8 +579,10 @@ static int do_withdraw(struct cand *c, struct elect_event *res)
     enum ctl_zk_result r = CTL_ZK_OK, r2;
     int64_t sid;
 
-    if (c->zk == NULL)
+    if (c->zk == NULL || !c->e.connected) {
+        res->lost = 1;               /* done once the session is back (elect) */
         return 0;
+    }
     sid = ctl_zk_session_id(c->zk);
     for (int i = 0; i < c->view.nballots && sid != 0; i++) {
         if (c->view.ballots[i].owner != sid)
@@ -681,9 +688,13 @@ static int do_demote(struct cand *c)
     struct ctl_redis *r = self_conn(c, SELF_TIMEOUT_MS, err, sizeof(err));
 
     if (r == NULL || handover_demote(&c->h, r, target, err, sizeof(err)) != HANDOVER_DONE) {
-        say(c, "our redis NOT demoted (%s): its writes stay paused", err);
+        /* tried again every ELECT_DEMOTE_RETRY_MS: say it when it changes */
+        if (strcmp(err, c->demote_err) != 0)
+            say(c, "our redis NOT demoted (%s): its writes stay paused; trying again", err);
+        snprintf(c->demote_err, sizeof(c->demote_err), "%s", err);
         return 0;
     }
+    c->demote_err[0] = '\0';
     say(c, "demoted our redis: it replicates from %s; writes it held fail with -READONLY",
         target);
     return 1;

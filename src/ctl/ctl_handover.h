@@ -58,17 +58,18 @@ int handover_unpause(struct ctl_redis *r, char *err, size_t errlen) RZ_MUSTCHECK
  */
 enum handover_result handover_promote(const struct handover *h, struct ctl_redis *self,
                                       const char *self_addr, const char *const *peers,
-                                      int npeers, char *err, size_t errlen);
+                                      int npeers, char *err, size_t errlen) RZ_MUSTCHECK;
 
 /* SLAVEOF leader on self, unless self already replicates from it; then
  * CLIENT UNPAUSE when unpause is set. HANDOVER_DONE or _FAILED (err). */
 enum handover_result handover_follow(const struct handover *h, struct ctl_redis *self,
-                                     const char *leader, int unpause, char *err, size_t errlen);
+                                     const char *leader, int unpause, char *err, size_t errlen)
+    RZ_MUSTCHECK;
 
 /* Demote self to target, only if target holds every write self has (else
  * self stays as it is, paused): SLAVEOF target, CLIENT UNPAUSE. */
 enum handover_result handover_demote(const struct handover *h, struct ctl_redis *self,
-                                     const char *target, char *err, size_t errlen);
+                                     const char *target, char *err, size_t errlen) RZ_MUSTCHECK;
 
 /* Wait (timeout_ms) until addr holds every write of mine. 0, or -1 (err
  * says what addr last showed). */
