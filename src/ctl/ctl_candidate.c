@@ -974,9 +974,13 @@ static void heartbeat(struct cand *c, uint64_t now)
     struct ctl_znode n;
     char err[ERRLEN];
 
-    c->next_beat = now + (uint64_t)(t / 4 > 50 ? t / 4 : 50);
-    if (c->zk == NULL || !c->e.connected)
+    if (c->zk == NULL || !c->e.connected) {
+        /* not yet: a CONNECTED event read but not stepped yet must not
+         * push the first proof a whole period back */
+        c->next_beat = now + 50;
         return;
+    }
+    c->next_beat = now + (uint64_t)(t / 4 > 50 ? t / 4 : 50);
     if (ctl_zk_read(c->zk, c->root, 0, &n, err, sizeof(err)) != CTL_ZK_LOST)
         c->contact_ms = now;
     ctl_znode_free(&n);
