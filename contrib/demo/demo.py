@@ -3,6 +3,10 @@
 error and without losing an acknowledged write.
 
     contrib/demo/run [--ci] [--keep] [--failovers N] [--writers N]
+    contrib/demo/run --election [--ci] [--writers N]
+
+--election runs the other design instead, with no director: a candidate
+beside each of three redis-servers (see contrib/demo/election.py).
 
 (contrib/demo/run installs what is missing and builds first, then runs this
 file with /usr/bin/python3.)
@@ -779,9 +783,15 @@ def main():
     ap.add_argument("--failovers", type=int, default=2, metavar="N",
                     help="failovers to run, alternating B, A, ... (default 2)")
     ap.add_argument("--writers", type=int, default=4, metavar="N", help="writer threads (default 4)")
+    ap.add_argument("--election", action="store_true",
+                    help="the design with no director: three redis-servers, each started by its own "
+                         "`rzproxy-ctl candidate`; the leader's candidate SIGTERMed, its redis SHUTDOWN, "
+                         "a leader's candidate SIGSTOPped past its session, with the loss accounting of each")
     args = ap.parse_args()
     if args.ci and args.keep:
         ap.error("--ci and --keep do not go together")
+    if args.election and args.keep:
+        ap.error("--election and --keep do not go together")
     if not 1 <= args.failovers <= 20:
         ap.error("--failovers: 1..20")
     if not 1 <= args.writers <= 32:
@@ -799,6 +809,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     con = Console(color, tty)
+    if args.election:
+        import election
+        return election.run(sys.modules[__name__], args, con)
     demo = Demo(args, con)
     rc = 1
     started = time.monotonic()

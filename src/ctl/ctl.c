@@ -1,13 +1,16 @@
 /*
  * rzproxy-ctl: the director's tools for operators and tests (DESIGN
  * section 5): what the master znode says, a version-checked write of a new
- * master, and the fenced failover of section 1.
+ * master, and the fenced failover of section 1; and, for the design with
+ * no director (section 1b), the election candidate.
  *
  *   options ──> target (conf file + -p, or --zookeeper/--znode) ──> session
  *                                                                     │
- *                      show │ set-master │ failover (ctl_failover.c) <┘
+ *     show (ctl_elect_show.c) │ set-master │ failover (ctl_failover.c) <┘
  *                                                   ^
- *   the pool's tls* and backend-* (or --tls...) ────┘ redis connections
+ *   the pool's tls* and backend-* (or --tls...) ────┤ redis connections
+ *                                                   v
+ *   candidate (ctl_candidate.c): a session of its own, until SIGTERM
  *
  * Output is for people and for grep: `show` prints fixed `key: value`
  * lines; the others print what they did, one line per action. Errors are
@@ -25,7 +28,9 @@
 
 #include "conf.h"
 #include "ctl.h"
+#include "ctl_candidate.h"
 #include "ctl_doc.h"
+#include "ctl_elect_show.h"
 #include "ctl_failover.h"
 #include "ctl_redis.h"
 #include "ctl_zk.h"
@@ -45,7 +50,7 @@ enum ctl_opt {
     OPT_ZOOKEEPER = 256, OPT_ZNODE, OPT_EXPECT_VERSION, OPT_TO, OPT_FROM, OPT_REPLICA,
     OPT_TIMEOUT, OPT_SEED_ORDER, OPT_TLS, OPT_TLS_CA_CERT_FILE, OPT_TLS_CA_CERT_DIR,
     OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE, OPT_TLS_SERVER_NAME, OPT_BACKEND_USER,
-    OPT_BACKEND_PASSWORD_FILE,
+    OPT_BACKEND_PASSWORD_FILE, OPT_REDIS, OPT_ADVERTISE, OPT_CHECK_INTERVAL, OPT_CHECK_FAILURES,
 };
 
 /* How failover talks to redis: the pool's directives of these names, each
@@ -72,10 +77,15 @@ struct ctl_args {
     const char *to, *from;           /* failover --to, --from */
     const char *replicas[CTL_MAX_REPLICAS];   /* failover --replica */
     int nreplicas;
-    int timeout_ms;                  /* failover --timeout, 0 = not given */
+    int timeout_ms;                  /* failover/candidate --timeout, 0 = not given */
     int seed_order;                  /* failover --seed-order */
+    const char *redis_addr;          /* candidate --redis */
+    const char *advertise;           /* candidate --advertise */
+    int check_interval_ms;           /* candidate --check-interval, 0 = not given */
+    int check_failures;              /* candidate --check-failures, 0 = not given */
+    char **exec_argv;                /* candidate --exec CMD ARGS..., NULL = not given */
     struct ctl_redis_settings redis; /* --tls, --tls-*, --backend-*: overrides */
-    const char *command;             /* show | set-master | failover */
+    const char *command;             /* show | set-master | failover | candidate */
     char **rest;                     /* arguments after the command */
     int nrest;
 };
@@ -105,11 +115,36 @@ static void usage(FILE *fp)
 "                               order (no pause, no wait): it LOSES ACKNOWLEDGED WRITES\n"
 "                               the new master had not received; it exists only so a\n"
 "                               test can show that loss. Never use it in production.\n"
+"  candidate --redis HOST:PORT [--advertise HOST:PORT] [--timeout MS]\n"
+"            [--check-interval MS] [--check-failures N] [--exec CMD [ARG]...]\n"
+"                               stand in the election under the znode (ROOT, or\n"
+"                               ROOT/leader_ack: the zk gem's ZK::Election layout) for\n"
+"                               the redis-server at --redis, until SIGTERM/SIGINT: cast\n"
+"                               an ephemeral ROOT/ballotNNNNNNNNNN holding --advertise\n"
+"                               (default: --redis); the lowest ballot wins, fences the\n"
+"                               previous master, catches up with any server ahead (or\n"
+"                               gives the election to it), runs SLAVEOF NO ONE and\n"
+"                               creates ROOT/leader_ack (what rzproxy's pool reads);\n"
+"                               the others make their redis a replica of the leader.\n"
+"                               PING every --check-interval (default %d ms); after\n"
+"                               --check-failures (default %d) failures in a row the\n"
+"                               redis is down: a leader gives the leadership up at\n"
+"                               once, a follower stops standing. Cut from ZooKeeper,\n"
+"                               a leader pauses writes at once and demotes its redis\n"
+"                               before its session can have expired. SIGTERM on the\n"
+"                               leader hands over: pause writes, wait until the\n"
+"                               successor has them (at most --timeout, default %d ms),\n"
+"                               delete leader_ack and the ballot, replicate from the\n"
+"                               new leader, unpause. --exec starts the redis-server\n"
+"                               as a child (everything after it is its command line)\n"
+"                               and follows its life: when it exits, the candidate\n"
+"                               gives up and exits 1; SIGTERM stops it last.\n"
 "\n"
 "Options:\n"
 "  -c, --conf FILE       rzproxy configuration (default %s): its `zookeeper`,\n"
 "                        `zk-auth-digest`, `zk-session-timeout`, and the pool's `znode`,\n"
-"                        `znode-format`, and for failover's redis connections its `tls*`,\n"
+"                        `znode-format`, and for the redis connections of failover,\n"
+"                        candidate and show (an election's servers) its `tls*`,\n"
 "                        `backend-user` and `backend-password-file` (TLS verified as the\n"
 "                        proxy does it; AUTH first)\n"
 "  -p, --pool POOL       the pool whose znode and settings to use (default: the only\n"
@@ -127,7 +162,8 @@ static void usage(FILE *fp)
 "  -V, --version         print the version\n"
 "\n"
 "Exit status: 0 done, 1 failed (the message says what state is left), 2 bad usage.\n",
-            CTL_FAILOVER_TIMEOUT_MS, CTL_DEFAULT_CONF);
+            CTL_FAILOVER_TIMEOUT_MS, CTL_CANDIDATE_CHECK_MS, CTL_CANDIDATE_FAILURES,
+            CTL_CANDIDATE_TIMEOUT_MS, CTL_DEFAULT_CONF);
 }
 
 static int usage_error(const char *fmt, ...) RZ_PRINTF(1, 2);
@@ -192,6 +228,18 @@ static int take_option(struct ctl_args *a, int c, const char *arg)
     case OPT_TLS_SERVER_NAME: a->redis.tls_server_name = arg; return 0;
     case OPT_BACKEND_USER: a->redis.backend_user = arg; return 0;
     case OPT_BACKEND_PASSWORD_FILE: a->redis.backend_password_file = arg; return 0;
+    case OPT_REDIS: a->redis_addr = arg; return check_hostport("--redis", arg);
+    case OPT_ADVERTISE: a->advertise = arg; return check_hostport("--advertise", arg);
+    case OPT_CHECK_INTERVAL:
+        if (parse_long(arg, 10, 60000, &v) != 0)
+            return usage_error("--check-interval wants 10..60000 ms, not '%s'", arg);
+        a->check_interval_ms = (int)v;
+        return 0;
+    case OPT_CHECK_FAILURES:
+        if (parse_long(arg, 1, 100, &v) != 0)
+            return usage_error("--check-failures wants 1..100, not '%s'", arg);
+        a->check_failures = (int)v;
+        return 0;
     case OPT_REPLICA:
         if (a->nreplicas == CTL_MAX_REPLICAS)
             return usage_error("too many --replica options (max %d)", CTL_MAX_REPLICAS);
@@ -216,16 +264,25 @@ static int check_command_options(const struct ctl_args *a)
 {
     int is_set = strcmp(a->command, "set-master") == 0;
     int is_failover = strcmp(a->command, "failover") == 0;
+    int is_candidate = strcmp(a->command, "candidate") == 0;
 
-    if (!is_set && !is_failover && strcmp(a->command, "show") != 0)
+    if (!is_set && !is_failover && !is_candidate && strcmp(a->command, "show") != 0)
         return usage_error("unknown command '%s'", a->command);
     if (a->expect_version >= 0 && !is_set)
         return usage_error("--expect-version goes with set-master, not %s", a->command);
-    if ((a->to || a->from || a->nreplicas || a->timeout_ms || a->seed_order) && !is_failover)
-        return usage_error("--to, --from, --replica, --timeout and --seed-order go with "
-                           "failover, not %s", a->command);
+    if ((a->to || a->from || a->nreplicas || a->seed_order) && !is_failover)
+        return usage_error("--to, --from, --replica and --seed-order go with failover, "
+                           "not %s", a->command);
+    if (a->timeout_ms && !is_failover && !is_candidate)
+        return usage_error("--timeout goes with failover or candidate, not %s", a->command);
+    if ((a->redis_addr || a->advertise || a->check_interval_ms || a->check_failures ||
+         a->exec_argv) && !is_candidate)
+        return usage_error("--redis, --advertise, --check-interval, --check-failures and "
+                           "--exec go with candidate, not %s", a->command);
     if (is_failover && a->to == NULL)
         return usage_error("%s", "failover needs --to HOST:PORT");
+    if (is_candidate && a->redis_addr == NULL)
+        return usage_error("%s", "candidate needs --redis HOST:PORT");
     if (a->nrest != is_set)
         return usage_error(is_set ? "%s needs exactly one HOST:PORT"
                                   : "%s takes no arguments", a->command);
@@ -256,12 +313,27 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
         { "tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME },
         { "backend-user", required_argument, NULL, OPT_BACKEND_USER },
         { "backend-password-file", required_argument, NULL, OPT_BACKEND_PASSWORD_FILE },
+        { "redis", required_argument, NULL, OPT_REDIS },
+        { "advertise", required_argument, NULL, OPT_ADVERTISE },
+        { "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
+        { "check-failures", required_argument, NULL, OPT_CHECK_FAILURES },
         { NULL, 0, NULL, 0 },
     };
     int c, rc;
 
     memset(a, 0, sizeof(*a));
     a->expect_version = -1;
+    /* --exec takes the rest of the line as the child's command line,
+     * options included: options are parsed only before it */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--exec") != 0)
+            continue;
+        if (i + 1 == argc)
+            return usage_error("%s", "--exec needs a command (the redis-server to start)");
+        a->exec_argv = argv + i + 1;
+        argc = i;
+        break;
+    }
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:p:vhV", longopts, NULL)) != -1) {
         if (c == 'h') {
@@ -280,7 +352,7 @@ static int parse_args(int argc, char **argv, struct ctl_args *a)
             return rc;
     }
     if (optind >= argc)
-        return usage_error("%s", "no command given (show, set-master, failover)");
+        return usage_error("%s", "no command given (show, set-master, failover, candidate)");
     a->command = argv[optind];
     a->rest = argv + optind + 1;
     a->nrest = argc - optind - 1;
@@ -523,11 +595,38 @@ static void show_node(const struct ctl_target *t, const struct ctl_znode *n)
     printf("world_writable: %s\n", ctl_zk_acl_world_writable(n->acl) ? "yes" : "no");
 }
 
-static int cmd_show(const struct ctl_target *t, struct ctl_zk *zk)
+static int redis_load(const struct ctl_redis_settings *s, struct ctl_redis_loaded *l);
+static void redis_unload(struct ctl_redis_loaded *l);
+
+/* The election under root: leader, ballots, each server's role and offset
+ * (asked with the pool's TLS and credentials). */
+static int show_election(struct ctl_zk *zk, const char *root, const struct ctl_redis_settings *rs)
+{
+    struct ctl_redis_loaded rl;
+    int loaded = redis_load(rs, &rl) == 0, rc;
+
+    rc = ctl_elect_show(zk, root, loaded ? &rl.conf : NULL,
+                        loaded ? NULL : "the TLS or credential settings failed (see above)");
+    if (loaded)
+        redis_unload(&rl);
+    return rc == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+}
+
+/* The znode as the proxy reads it; an election root (ballot* or
+ * leader_ack children) as an election; ROOT/leader_ack as both. */
+static int cmd_show(const struct ctl_target *t, struct ctl_zk *zk,
+                    const struct ctl_redis_settings *rs)
 {
     struct ctl_znode n;
-    char err[512];
+    char err[512], root[1024];
+    int is_root = 0;
 
+    ctl_candidate_root(t->znode, root, sizeof(root));
+    if (strcmp(root, t->znode) == 0 &&
+        (is_root = ctl_elect_show_is_root(zk, t->znode, err, sizeof(err))) < 0) {
+        fprintf(stderr, "rzproxy-ctl: %s\n", err);
+        return CTL_EXIT_FAIL;
+    }
     if (ctl_zk_read(zk, t->znode, 1, &n, err, sizeof(err)) != CTL_ZK_OK) {
         fprintf(stderr, "rzproxy-ctl: %s\n", err);
         return CTL_EXIT_FAIL;
@@ -535,13 +634,15 @@ static int cmd_show(const struct ctl_target *t, struct ctl_zk *zk)
     if (t->pool != NULL)
         printf("pool: %s\n", t->pool);
     printf("path: %s\n", t->znode);
-    if (!n.exists) {
+    if (!is_root && !n.exists) {
         printf("znode: missing\n");
         printf("master: none: znode missing\n");
-    } else {
+    } else if (!is_root) {
         show_node(t, &n);
     }
     ctl_znode_free(&n);
+    if (is_root || strcmp(root, t->znode) != 0)
+        return show_election(zk, root, rs);
     return CTL_EXIT_OK;
 }
 
@@ -653,6 +754,29 @@ static int cmd_set_master(const struct ctl_target *t, struct ctl_zk *zk, const c
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* The candidate runs on a session of its own (ctl_zk_start), until stopped. */
+static int run_candidate(const struct ctl_args *a, const struct ctl_target *t,
+                         const struct ctl_redis_settings *rs)
+{
+    struct ctl_candidate_opts co = {
+        .redis = a->redis_addr, .advertise = a->advertise ? a->advertise : a->redis_addr,
+        .exec_argv = a->exec_argv,
+        .timeout_ms = a->timeout_ms ? a->timeout_ms : CTL_CANDIDATE_TIMEOUT_MS,
+        .check_interval_ms = a->check_interval_ms ? a->check_interval_ms
+                                                  : CTL_CANDIDATE_CHECK_MS,
+        .check_failures = a->check_failures ? a->check_failures : CTL_CANDIDATE_FAILURES,
+    };
+    struct ctl_redis_loaded rl;
+    int rc;
+
+    if (redis_load(rs, &rl) != 0)
+        return CTL_EXIT_FAIL;
+    co.conf = &rl.conf;
+    rc = ctl_candidate_run(t, &co);
+    redis_unload(&rl);
+    return rc;
+}
+
 static int run(const struct ctl_args *a, const struct ctl_target *t,
                const struct ctl_redis_settings *rs)
 {
@@ -667,7 +791,10 @@ static int run(const struct ctl_args *a, const struct ctl_target *t,
     char err[512];
     int rc;
 
-    /* only failover talks to redis */
+    if (strcmp(a->command, "candidate") == 0)
+        return run_candidate(a, t, rs);
+    /* failover talks to redis; show only for an election, and loads the
+     * settings then */
     if (failover && redis_load(rs, &rl) != 0)
         return CTL_EXIT_FAIL;
     if (failover)
@@ -680,7 +807,7 @@ static int run(const struct ctl_args *a, const struct ctl_target *t,
         goto out;
     }
     if (strcmp(a->command, "show") == 0)
-        rc = cmd_show(t, zk);
+        rc = cmd_show(t, zk, rs);
     else if (strcmp(a->command, "set-master") == 0)
         rc = cmd_set_master(t, zk, a->rest[0], a->expect_version);
     else

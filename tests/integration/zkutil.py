@@ -535,10 +535,10 @@ class Monitor(threading.Thread):
                 if self.conn.eof:
                     return
 
-    def stop(self, drain_s=2.0):
+    def stop(self, drain_s=3.0):
         """Stop and return every line, including those already on the wire
-        (read for at most drain_s: a server that keeps being talked to,
-        e.g. by a proxy's health checks, never goes quiet)."""
+        (read for at most drain_s: a server that others keep busy, e.g.
+        with health checks, never falls silent)."""
         self.halt.set()
         self.join(5)
         deadline = time.monotonic() + drain_s
