@@ -32,8 +32,8 @@ import pytest
 
 from conftest import LOCALHOST, Error, RespConn, free_port, parse_show, wait_for
 from electutil import ACK, BALLOT_RE, Candidate, Election, Relay
-from zkutil import (AckWriter, LOST, Monitor, fmt_info, pool_info, tryagain, wait_master,
-                    wait_state)
+from zkutil import (AckWriter, LOST, Monitor, calls, fmt_info, pool_info, tryagain, wait_master,
+                    wait_replicas, wait_state)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -193,6 +193,45 @@ def test_sigterm_leader_repeatedly(election, zk_proxy_factory, zk_server, mode):
     print("%s: %d handovers, SIGTERM to the proxy on the new leader: median %.0f ms, max %.0f ms; "
           "%d writes acknowledged" % (mode, ROUNDS, 1000 * sorted(took)[len(took) // 2],
                                       1000 * max(took), sum(len(w.acks) for w in writers)))
+
+
+# ---------------------------------------------------------------- reads from the followers
+
+def test_reads_go_to_the_followers(election, zk_proxy_factory, zk_server):
+    """read-from replicas on the leader_ack: the followers' ballots are the
+    replicas; after a handover the new leader's are (the old leader, back
+    as a follower, among them)."""
+    el = election()
+    lead = start_all(el)
+    px = zk_proxy_factory(zk_server, el.ack, pool={"read-from": "replicas"})
+    wait_master(px, el.addr(lead))
+    wait_replicas(px, {el.addr(i): "ok" for i in range(3) if i != lead})
+    el.servers[lead].client().set("rd:k", "v")
+
+    def reads_by_server(n=30):
+        before = [calls(s, "get") for s in el.servers]
+        with px.raw() as c:
+            for _ in range(n):
+                assert c.call("GET", "rd:k") == b"v"
+        return [calls(s, "get") - b for s, b in zip(el.servers, before)]
+    for i in range(3):
+        if i != lead:
+            el.wait_replica(i, lead)
+    wait_for(lambda: all(s.client().get("rd:k") == b"v" for s in el.servers), timeout=10,
+             what="replicated")
+    got = reads_by_server()
+    assert got[lead] == 0 and all(got[i] > 0 for i in range(3) if i != lead), got
+
+    old = lead
+    assert el.cands[old].terminate() == 0
+    lead = el.wait_leader(not_=old)
+    wait_master(px, el.addr(lead), timeout=10)
+    el.wait_replica(old, lead)
+    el.start(old)
+    el.cands[old].wait_log("-> FOLLOWER")
+    wait_replicas(px, {el.addr(i): "ok" for i in range(3) if i != lead}, timeout=20)
+    got = reads_by_server()
+    assert got[lead] == 0 and all(got[i] > 0 for i in range(3) if i != lead), got
 
 
 # ---------------------------------------------------------------- redis dies or hangs

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from conftest import ADMIN_NAME, LOCALHOST, RespConn, encode, free_port, wait_for
-from zkutil import hp, pool_info, rf_json, wait_master, zdelete, zset
+from zkutil import (calls, hp, pool_info, replicas_of, rf_json, wait_master, wait_replicas,
+                    zdelete, zset)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -93,29 +94,6 @@ def trio(redis_factory):
                  what="replica %d streaming" % r.port)
     yield a, b, c, relay
     relay.close()
-
-
-def calls(srv, cmd):
-    with srv.client() as adm:
-        return int(adm.info("commandstats").get("cmdstat_" + cmd, {}).get("calls", 0))
-
-
-def replicas_of(px):
-    info = pool_info(px)
-    out = {}
-    for k, v in info.items():
-        if k.startswith("replica") and k[7:].isdigit():
-            f = dict(kv.split("=", 1) for kv in v.split(","))
-            out[f["addr"]] = f
-    return out
-
-
-def wait_replicas(px, states, timeout=10):
-    """Wait until the replicas' states are `states` ({"h:p": "ok"})."""
-    def ok():
-        got = {a: f["state"] for a, f in replicas_of(px).items()}
-        return got == states and got
-    return wait_for(ok, timeout=timeout, interval=0.05, what="replica states %r" % states)
 
 
 @pytest.fixture

@@ -678,3 +678,30 @@ def ctl_steps(out):
         if line.startswith("[") and i > 0:
             found.append(line[i + 5:].split(":", 1)[0])
     return found
+
+
+# ---- replica reads -------------------------------------------------------
+
+def calls(srv, cmd):
+    """How many times srv ran cmd (INFO commandstats)."""
+    with srv.client() as adm:
+        return int(adm.info("commandstats").get("cmdstat_" + cmd, {}).get("calls", 0))
+
+
+def replicas_of(px):
+    """The pool's replicas from PROXY INFO: {"h:p": {"state": ..., "reads": ...}}."""
+    info = pool_info(px)
+    out = {}
+    for k, v in info.items():
+        if k.startswith("replica") and k[7:].isdigit():
+            f = dict(kv.split("=", 1) for kv in v.split(","))
+            out[f["addr"]] = f
+    return out
+
+
+def wait_replicas(px, states, timeout=10):
+    """Wait until the replicas' states are `states` ({"h:p": "ok"})."""
+    def ok():
+        got = {a: f["state"] for a, f in replicas_of(px).items()}
+        return got == states and got
+    return wait_for(ok, timeout=timeout, interval=0.05, what="replica states %r" % states)
