@@ -273,21 +273,30 @@ static struct ctl_zk *zk_new(int wait_ms)
     return zk;
 }
 
+/* The library's handle for zk (its session starts connecting); on failure
+ * zk is closed. */
+static int init_handle(struct ctl_zk *zk, const char *hosts, int session_timeout_ms, int verbose,
+                       char *err, size_t errlen)
+{
+    zoo_set_debug_level(verbose ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_ERROR);
+    zk->zh = zookeeper_init2(hosts, session_watcher, session_timeout_ms, NULL, zk,
+                             ZOO_NO_LOG_CLIENTENV, verbose ? log_to_stderr : log_drop);
+    if (zk->zh != NULL)
+        return 0;
+    snprintf(err, errlen, "zookeeper: cannot start a session with '%s': %s", hosts,
+             strerror(errno));
+    ctl_zk_close(zk);
+    return -1;
+}
+
 struct ctl_zk *ctl_zk_open(const char *hosts, const char *digest, int session_timeout_ms,
                            int wait_ms, int verbose, char *err, size_t errlen)
 {
     struct ctl_zk *zk = zk_new(wait_ms);
     int state;
 
-    zoo_set_debug_level(verbose ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_ERROR);
-    zk->zh = zookeeper_init2(hosts, session_watcher, session_timeout_ms, NULL, zk,
-                             ZOO_NO_LOG_CLIENTENV, verbose ? log_to_stderr : log_drop);
-    if (zk->zh == NULL) {
-        snprintf(err, errlen, "zookeeper: cannot start a session with '%s': %s", hosts,
-                 strerror(errno));
-        ctl_zk_close(zk);
+    if (init_handle(zk, hosts, session_timeout_ms, verbose, err, errlen) < 0)
         return NULL;
-    }
     if (!wait_connected(zk, util_now_ms() + (uint64_t)wait_ms)) {
         pthread_mutex_lock(&zk->mu);
         state = zk->state;
@@ -338,15 +347,8 @@ struct ctl_zk *ctl_zk_start(const char *hosts, const char *digest, int session_t
         ctl_zk_close(zk);
         return NULL;
     }
-    zoo_set_debug_level(verbose ? ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_ERROR);
-    zk->zh = zookeeper_init2(hosts, session_watcher, session_timeout_ms, NULL, zk,
-                             ZOO_NO_LOG_CLIENTENV, verbose ? log_to_stderr : log_drop);
-    if (zk->zh == NULL) {
-        snprintf(err, errlen, "zookeeper: cannot start a session with '%s': %s", hosts,
-                 strerror(errno));
-        ctl_zk_close(zk);
+    if (init_handle(zk, hosts, session_timeout_ms, verbose, err, errlen) < 0)
         return NULL;
-    }
     if (digest != NULL && digest[0] != '\0') {
         /* Sent with the handshake (and again after every reconnect); a
          * refusal ends the session with AUTH_FAILED. */

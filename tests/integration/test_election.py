@@ -378,6 +378,23 @@ def client_writes(lines, server_ports):
     return out
 
 
+def check_writers_clean(writers, srv):
+    """No writer failed or saw an error or a -TRYAGAIN (block mode), and
+    every acknowledged write is on srv."""
+    for w in writers:
+        assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
+        assert w.tryagains == 0
+    check_all_acked(writers, srv)
+
+
+def write_times(el, lines):
+    """The client writes MONITOR saw on the old and on the new leader."""
+    ports = [s.port for s in el.servers]
+    old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
+    assert old_w and new_w, "MONITOR saw no writes (%d, %d)" % (len(old_w), len(new_w))
+    return old_w, new_w
+
+
 def test_partition_beyond_the_session(election, zk_proxy_factory, zk_server, kz):
     el = election()
     relay = Relay(zk_server.port)
@@ -421,13 +438,8 @@ def test_partition_beyond_the_session(election, zk_proxy_factory, zk_server, kz)
                 w.join(40)
             lines = [m.stop() for m in mons]
         log = el.cands[0].log()[mark:]
-        for w in writers:
-            assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
-            assert w.tryagains == 0
-        check_all_acked(writers, el.servers[lead])
-        ports = [s.port for s in el.servers]
-        old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
-        assert old_w and new_w, "MONITOR saw no writes (%d, %d)" % (len(old_w), len(new_w))
+        check_writers_clean(writers, el.servers[lead])
+        old_w, new_w = write_times(el, lines)
         assert max(old_w) < min(new_w), (
             "both servers took writes at the same time: the old leader's last at %.6f, the new "
             "leader's first at %.6f" % (max(old_w), min(new_w)))
@@ -617,13 +629,9 @@ def test_leader_candidate_stopped_beyond_its_session(election, zk_proxy_factory,
         for w in writers:
             w.join(40)
         lines = [m.stop() for m in mons]
-    for w in writers:
-        assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
-        assert w.tryagains == 0
-    check_all_acked(writers, el.servers[new])
-    ports = [s.port for s in el.servers]
-    old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
-    assert old_w and new_w and max(old_w) < min(new_w), (max(old_w or [0]), min(new_w or [0]))
+    check_writers_clean(writers, el.servers[new])
+    old_w, new_w = write_times(el, lines)
+    assert max(old_w) < min(new_w), (max(old_w), min(new_w))
     assert "(a master: writes paused)" in el.cands[new].log(), el.cands[new].log_tail()
 
 
@@ -668,15 +676,11 @@ def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_f
         for w in writers:
             w.join(40)
         lines = [m.stop() for m in mons]
-    for w in writers:
-        assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
-        assert w.tryagains == 0
-    check_all_acked(writers, el.servers[new])
+    check_writers_clean(writers, el.servers[new])
     el.wait_replica(lead, new)
     if new == succ:
-        ports = [s.port for s in el.servers]
-        old_w, new_w = client_writes(lines[0], ports), client_writes(lines[1], ports)
-        assert old_w and new_w and max(old_w) < min(new_w), (max(old_w or [0]), min(new_w or [0]))
+        old_w, new_w = write_times(el, lines)
+        assert max(old_w) < min(new_w), (max(old_w), min(new_w))
 
 
 # ---------------------------------------------------------------- command line
