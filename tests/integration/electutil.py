@@ -259,11 +259,25 @@ class Election:
         self.cands[i] = c.start()
         return c
 
+    def _kz(self, fn, *args, deadline=20.0):
+        """fn(*args) on the test's own kazoo client, again while its session
+        is being replaced: a test that stops ZooKeeper longer than that
+        session gets SessionExpiredError once, then kazoo opens a new one."""
+        from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                return fn(*args)
+            except (SessionExpiredError, ConnectionLoss):
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+
     def leader_addr(self):
         """What leader_ack names now, or None."""
         from kazoo.exceptions import NoNodeError
         try:
-            data, _ = self.kz.get(self.ack)
+            data, _ = self._kz(self.kz.get, self.ack)
         except NoNodeError:
             return None
         return data.decode().strip()
@@ -302,12 +316,12 @@ class Election:
 
     def ballots(self):
         """[(name, data)] lowest first, read the way the gem reads them."""
-        names = [n for n in self.kz.get_children(self.root) if n.startswith("ballot")]
+        names = [n for n in self._kz(self.kz.get_children, self.root) if n.startswith("ballot")]
         names.sort(key=lambda n: int(re.search(r"(\d+)$", n).group(1)))
         out = []
         for n in names:
             try:
-                out.append((n, self.kz.get(self.root + "/" + n)[0].decode()))
+                out.append((n, self._kz(self.kz.get, self.root + "/" + n)[0].decode()))
             except Exception:
                 pass
         return out

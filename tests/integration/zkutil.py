@@ -567,6 +567,9 @@ Ack = collections.namedtuple("Ack", "seq cmd reply")          # an acknowledged 
 Refusal = collections.namedtuple("Refusal", "seq cmd text")   # any other reply
 
 
+_STOPPED = object()                  # AckWriter._call: stopped while retrying -TRYAGAIN
+
+
 class AckWriter(threading.Thread):
     """A client writing through the proxy in a loop, remembering which writes
     were acknowledged, for the test to find each of them where it belongs.
@@ -633,6 +636,8 @@ class AckWriter(threading.Thread):
                 return None
             if self.retry_tryagain and isinstance(rep, str) and rep.startswith("TRYAGAIN "):
                 self.tryagains += 1
+                if self.stop_ev.is_set():
+                    return _STOPPED      # it did not run: nothing to record
                 time.sleep(0.01)
                 continue
             return rep
@@ -644,6 +649,8 @@ class AckWriter(threading.Thread):
         for template in self.commands:
             cmd = tuple(a.format(idx=self.idx, seq=seq) for a in template)
             rep = self._call(cmd)
+            if rep is _STOPPED:
+                return False
             if self.conn is None:
                 return True
             if self.is_ack(rep):
