@@ -218,13 +218,17 @@ class Election:
     decides the order (the first to start wins). kz: a kazoo client."""
 
     def __init__(self, root, zk_hosts, workdir, kz, make_redis, n=3, session_timeout=1500,
-                 cand_args=(), redis_args=()):
+                 cand_args=(), redis_args=(), redis_kw=None, pool=None, client_kw=None):
+        """redis_kw: more for make_redis (tls=pki); pool: the candidates' pool
+        settings (tls*, backend-*); client_kw: what the test's own redis
+        connections need (username, password)."""
         self.root, self.zk_hosts, self.workdir, self.kz = root, zk_hosts, workdir, kz
         self.ack = root + "/" + ACK
         self.session_timeout = session_timeout
         self.cand_args = list(cand_args)
+        self.pool, self.client_kw = dict(pool or {}), dict(client_kw or {})
         extra = ["--repl-diskless-sync-delay", "0", "--replica-read-only", "yes"] + list(redis_args)
-        self.servers = [make_redis(extra_args=extra) for _ in range(n)]
+        self.servers = [make_redis(extra_args=extra, **(redis_kw or {})) for _ in range(n)]
         self.confs = [self.conf_for(zk_hosts, "c%d" % i) for i in range(n)]
         self.cands = [None] * n
         self.extra = []                 # candidates a test started by hand (adopt())
@@ -234,7 +238,7 @@ class Election:
         g = {"zk-session-timeout": str(self.session_timeout)}
         g.update(globals_ or {})
         return write_ctl_conf(os.path.join(self.workdir, "%s.conf" % name), zk_hosts, self.ack,
-                              globals_=g)
+                              globals_=g, pool=self.pool)
 
     def addr(self, i):
         return "%s:%d" % (LOCALHOST, self.servers[i].port)
@@ -294,8 +298,12 @@ class Election:
         except AssertionError as e:
             raise AssertionError("%s\n%s" % (e, self.logs())) from None
 
+    def client(self, i, **kw):
+        """A direct connection to server i, with the election's credentials."""
+        return self.servers[i].client(**dict(self.client_kw, **kw))
+
     def role(self, i):
-        with self.servers[i].client(socket_timeout=3) as c:
+        with self.client(i, socket_timeout=3) as c:
             return c.info("replication")
 
     def wait_replica(self, i, leader, timeout=15.0):

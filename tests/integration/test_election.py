@@ -88,9 +88,10 @@ def writer(px, idx, stop, **kw):
                      timeout=30, **kw)
 
 
-def check_all_acked(writers, srv):
-    """Every acknowledged write of every writer on srv, in order."""
-    with srv.client() as c:
+def check_all_acked(writers, srv, **kw):
+    """Every acknowledged write of every writer on srv, in order (kw: the
+    credentials srv wants)."""
+    with srv.client(**kw) as c:
         for w in writers:
             incrs = [a.reply for a in w.acks if a.cmd == "INCR"]
             pushes = [a.seq for a in w.acks if a.cmd == "RPUSH"]
@@ -378,13 +379,13 @@ def client_writes(lines, server_ports):
     return out
 
 
-def check_writers_clean(writers, srv):
+def check_writers_clean(writers, srv, **kw):
     """No writer failed or saw an error or a -TRYAGAIN (block mode), and
     every acknowledged write is on srv."""
     for w in writers:
         assert w.failure is None and not w.errors, (w.idx, w.failure, w.errors[:3])
         assert w.tryagains == 0
-    check_all_acked(writers, srv)
+    check_all_acked(writers, srv, **kw)
 
 
 def write_times(el, lines):
@@ -681,6 +682,59 @@ def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_f
     if new == succ:
         old_w, new_w = write_times(el, lines)
         assert max(old_w) < min(new_w), (max(old_w), min(new_w))
+
+
+# ---------------------------------------------------------------- TLS and AUTH
+
+ELECT_USER, ELECT_PASSWORD = "elector", "el-Pw-3e9a1"
+
+
+def test_tls_and_an_acl_user(election, zk_proxy_factory, zk_server, ctl_factory, pki, tmp_path):
+    """TLS-only servers whose default user is off: the candidates speak TLS
+    (certificate verified) and AUTH as the pool's backend-user with its
+    backend-password-file on every connection, as the proxy does; a SIGTERM
+    handover keeps every acknowledged write; `show` reads each server's
+    role through the same settings; no log prints the password."""
+    pw = tmp_path / "backend.pw"
+    pw.write_text(ELECT_PASSWORD + "\n")
+    pw.chmod(0o600)
+    pool = {"tls": "yes", "tls-ca-cert-file": pki.ca_crt,
+            "backend-user": ELECT_USER, "backend-password-file": str(pw)}
+    auth = ["--user", "default", "off", "--user", ELECT_USER, "on", ">" + ELECT_PASSWORD,
+            "~*", "&*", "+@all", "--masteruser", ELECT_USER, "--masterauth", ELECT_PASSWORD]
+    kw = {"username": ELECT_USER, "password": ELECT_PASSWORD}
+    el = election(redis_kw={"tls": pki}, redis_args=auth, pool=pool, client_kw=kw)
+    lead = start_all(el)
+    px = zk_proxy_factory(zk_server, el.ack,
+                          pool=dict(pool, **{"on-no-master": "block", "block-timeout": "10000"}))
+    wait_master(px, el.addr(lead))
+    stop = threading.Event()
+    writers = [writer(px, i, stop) for i in range(3)]
+    for w in writers:
+        w.start()
+    try:
+        wait_progress(writers, 20)
+        old = lead
+        assert el.cands[old].terminate() == 0, el.cands[old].log_tail()
+        lead = el.wait_leader(not_=old)
+        wait_master(px, el.addr(lead), timeout=10)
+        el.wait_replica(old, lead)
+        wait_progress(writers, 20)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(40)
+    check_writers_clean(writers, el.servers[lead], **kw)
+    res = ctl_factory(zk_server.hostport, el.ack, pool=pool).run("show")
+    assert res.rc == 0, res
+    f = parse_show(res.out)
+    assert f["leader"] == el.addr(lead), res
+    roles = [v for k, v in f.items() if k.startswith("ballot ")]
+    assert len(roles) == 2 and all("role:" in r for r in roles), res
+    for c in el.cands:
+        if c is not None:
+            assert ELECT_PASSWORD not in c.log_tail(10000)
+    assert ELECT_PASSWORD not in res.text
 
 
 # ---------------------------------------------------------------- command line
