@@ -206,7 +206,7 @@ static int pause_self(struct cand *c)
     struct ctl_redis *r = self_conn(c, ping_timeout(c), err, sizeof(err));
 
     c->next_pause = util_now_ms() + PAUSE_RENEW_MS;
-    if (r == NULL || handover_pause(r, PAUSE_MS, err, sizeof(err)) != 0) {
+    if (r == NULL || ctl_redis_pause_writes(r, PAUSE_MS, err, sizeof(err)) != 0) {
         say(c, "cannot pause writes on our redis: %s", err);
         return -1;
     }
@@ -624,7 +624,7 @@ static int do_unpause(struct cand *c)
     char err[ERRLEN];
     struct ctl_redis *r = self_conn(c, SELF_TIMEOUT_MS, err, sizeof(err));
 
-    if (r == NULL || handover_unpause(r, err, sizeof(err)) != 0) {
+    if (r == NULL || ctl_redis_unpause(r, err, sizeof(err)) != 0) {
         say(c, "cannot unpause our redis: %s", err);
         return 0;
     }
@@ -743,7 +743,7 @@ static int do_abdicate(struct cand *c)
     struct ctl_repl mine;
     int ok = 1;
 
-    if (r == NULL || handover_pause(r, c->o->timeout_ms + HANDOVER_PAUSE_EXTRA_MS, err,
+    if (r == NULL || ctl_redis_pause_writes(r, c->o->timeout_ms + HANDOVER_PAUSE_EXTRA_MS, err,
                                     sizeof(err)) != 0 ||
         ctl_repl_read(r, &mine, err, sizeof(err)) != 0) {
         say(c, "cannot pause our redis (%s): handing over without the fence", err);
@@ -776,7 +776,7 @@ static int do_abdicate(struct cand *c)
             say(c, "WARNING: our redis could not be made a replica of %s: %s", next, err);
             ok = 0;
         }
-    } else if (r == NULL || handover_unpause(r, err, sizeof(err)) != 0) {
+    } else if (r == NULL || ctl_redis_unpause(r, err, sizeof(err)) != 0) {
         say(c, "cannot unpause our redis: %s", err);
         ok = 0;
     } else {

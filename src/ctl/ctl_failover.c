@@ -308,7 +308,7 @@ static void undo_pause(struct fo *f)
         f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     }
     if (f->oldr != NULL &&
-        ctl_redis_run(f->oldr, NULL, err, sizeof(err), "CLIENT", "UNPAUSE", NULL) == 0) {
+        ctl_redis_unpause(f->oldr, err, sizeof(err)) == 0) {
         say(f, "undo: unpaused writes on %s", f->old.name);
         f->paused = 0;
         return;
@@ -455,15 +455,14 @@ static int pause_unreachable(struct fo *f, const char *err)
 
 static int step_pause(struct fo *f)
 {
-    char err[ERRLEN], ms[32], why[2 * ERRLEN];
+    char err[ERRLEN], why[2 * ERRLEN];
     int pause_ms = f->o->timeout_ms + CTL_FAILOVER_PAUSE_EXTRA_MS;
 
     if (f->oldr == NULL)
         f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     if (f->oldr == NULL)
         return pause_unreachable(f, err);
-    snprintf(ms, sizeof(ms), "%d", pause_ms);
-    if (ctl_redis_run(f->oldr, NULL, err, sizeof(err), "CLIENT", "PAUSE", ms, "WRITE", NULL) != 0) {
+    if (ctl_redis_pause_writes(f->oldr, pause_ms, err, sizeof(err)) != 0) {
         if (!ctl_redis_alive(f->oldr))
             return pause_unreachable(f, err);
         snprintf(why, sizeof(why), "cannot pause writes on the old master: %s", err);
@@ -590,7 +589,7 @@ static int step_promote(struct fo *f)
         f->newr = node_connect(f, &f->new, f->o->timeout_ms, NULL, err, sizeof(err));
     }
     if (f->newr == NULL || ctl_redis_set_timeout(f->newr, f->o->timeout_ms) != 0 ||
-        ctl_redis_run(f->newr, NULL, err, sizeof(err), "SLAVEOF", "NO", "ONE", NULL) != 0) {
+        ctl_redis_replicate(f->newr, NULL, 0, err, sizeof(err)) != 0) {
         snprintf(why, sizeof(why), "SLAVEOF NO ONE on %s failed: %s", f->new.name, err);
         report_new_role(f);
         return undo(f, why);
@@ -634,7 +633,7 @@ static void collect_others(struct fo *f)
 static int repoint(struct fo *f, const struct node *n, int *skipped, char *err, size_t errlen)
 {
     struct ctl_redis *r = node_connect(f, n, NODE_TIMEOUT_MS, NULL, err, errlen);
-    char port[16], runid[64];
+    char runid[64];
     int rc;
 
     *skipped = 0;
@@ -649,8 +648,7 @@ static int repoint(struct fo *f, const struct node *n, int *skipped, char *err, 
         ctl_redis_close(r);
         return 0;
     }
-    snprintf(port, sizeof(port), "%d", f->new.port);
-    rc = ctl_redis_run(r, NULL, err, errlen, "SLAVEOF", f->new.host, port, NULL);
+    rc = ctl_redis_replicate(r, f->new.host, f->new.port, err, errlen);
     ctl_redis_close(r);
     return rc;
 }
@@ -682,7 +680,7 @@ static void demote_old(struct fo *f, int step)
         f->oldr = node_connect(f, &f->old, NODE_TIMEOUT_MS, NULL, err, sizeof(err));
     }
     if (f->oldr != NULL &&
-        ctl_redis_run(f->oldr, NULL, err, sizeof(err), "SLAVEOF", f->new.host, port, NULL) == 0) {
+        ctl_redis_replicate(f->oldr, f->new.host, f->new.port, err, sizeof(err)) == 0) {
         say(f, "step %d/%d: old master %s now replicates from %s", step, f->nsteps, f->old.name,
             f->new.name);
         return;
@@ -700,7 +698,7 @@ static void unpause_old(struct fo *f, int step)
     if (!f->paused)
         return;
     if (ctl_redis_alive(f->oldr) &&
-        ctl_redis_run(f->oldr, NULL, err, sizeof(err), "CLIENT", "UNPAUSE", NULL) == 0) {
+        ctl_redis_unpause(f->oldr, err, sizeof(err)) == 0) {
         f->paused = 0;
         say(f, "step %d/%d: unpaused %s (paused writes now fail with -READONLY: they never ran)",
             step, f->nsteps, f->old.name);
@@ -819,7 +817,7 @@ static int run_seed(struct fo *f)
     demote_old(f, 2);
     f->newr = node_connect(f, &f->new, f->o->timeout_ms, NULL, err, sizeof(err));
     if (f->newr == NULL ||
-        ctl_redis_run(f->newr, NULL, err, sizeof(err), "SLAVEOF", "NO", "ONE", NULL) != 0) {
+        ctl_redis_replicate(f->newr, NULL, 0, err, sizeof(err)) != 0) {
         fprintf(stderr, "rzproxy-ctl: failover failed: SLAVEOF NO ONE on %s: %s\n", f->new.name,
                 err);
         fprintf(stderr, "rzproxy-ctl: state: NO MASTER: %s replicates from %s, which was not "

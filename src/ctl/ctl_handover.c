@@ -52,31 +52,17 @@ struct ctl_redis *handover_connect(const struct handover *h, const char *addr, i
     return ctl_redis_connect(host, port, timeout_ms, h->conf, NULL, err, errlen);
 }
 
-int handover_pause(struct ctl_redis *r, int ms, char *err, size_t errlen)
-{
-    char arg[32];
-
-    snprintf(arg, sizeof(arg), "%d", ms);
-    return ctl_redis_run(r, NULL, err, errlen, "CLIENT", "PAUSE", arg, "WRITE", NULL);
-}
-
-int handover_unpause(struct ctl_redis *r, char *err, size_t errlen)
-{
-    return ctl_redis_run(r, NULL, err, errlen, "CLIENT", "UNPAUSE", NULL);
-}
-
 /* SLAVEOF addr on r. */
 static int slaveof(struct ctl_redis *r, const char *addr, char *err, size_t errlen)
 {
-    char host[256], port[16];
-    int p;
+    char host[256];
+    int port;
 
-    if (ctl_doc_split(addr, host, sizeof(host), &p) != 0) {
+    if (ctl_doc_split(addr, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "'%s' is not host:port", addr);
         return -1;
     }
-    snprintf(port, sizeof(port), "%d", p);
-    return ctl_redis_run(r, NULL, err, errlen, "SLAVEOF", host, port, NULL);
+    return ctl_redis_replicate(r, host, port, err, errlen);
 }
 
 /* ---- promote ------------------------------------------------------------- */
@@ -115,7 +101,7 @@ static int survey(const struct handover *h, const char *self_addr, const char *c
         }
         if (strcmp(p->repl.role, "master") == 0) {
             /* a previous leader still taking writes: fence it first */
-            if (handover_pause(p->r, h->timeout_ms + HANDOVER_PAUSE_EXTRA_MS, err,
+            if (ctl_redis_pause_writes(p->r, h->timeout_ms + HANDOVER_PAUSE_EXTRA_MS, err,
                                sizeof(err)) != 0 ||
                 ctl_repl_read(p->r, &p->repl, err, sizeof(err)) != 0) {
                 say(h, "peer %s is a master but could not be fenced (%s): not compared",
@@ -137,7 +123,7 @@ static void release(const struct handover *h, struct peer *peers, int np)
     char err[ERRLEN];
 
     for (int i = 0; i < np; i++) {
-        if (peers[i].fenced && handover_unpause(peers[i].r, err, sizeof(err)) != 0)
+        if (peers[i].fenced && ctl_redis_unpause(peers[i].r, err, sizeof(err)) != 0)
             say(h, "cannot unpause %s (%s): its pause ends by itself", peers[i].addr, err);
         peers[i].fenced = 0;
         ctl_redis_close(peers[i].r);
@@ -220,11 +206,11 @@ enum handover_result handover_promote(const struct handover *h, struct ctl_redis
         return HANDOVER_YIELD;
     }
     if (strcmp(mine.role, "master") != 0 &&
-        ctl_redis_run(self, NULL, err, errlen, "SLAVEOF", "NO", "ONE", NULL) != 0) {
+        ctl_redis_replicate(self, NULL, 0, err, errlen) != 0) {
         release(h, peers, np);
         return HANDOVER_FAILED;
     }
-    if (handover_unpause(self, why, sizeof(why)) != 0)
+    if (ctl_redis_unpause(self, why, sizeof(why)) != 0)
         say(h, "cannot unpause our redis: %s", why);
     say(h, "promoted our redis (SLAVEOF NO ONE) at offset %lld", (long long)mine.offset);
     for (int i = 0; i < np; i++) {
@@ -255,7 +241,7 @@ enum handover_result handover_follow(const struct handover *h, struct ctl_redis 
             return HANDOVER_FAILED;
         say(h, "our redis now replicates from %s (SLAVEOF)", leader);
     }
-    if (unpause && handover_unpause(self, err, errlen) != 0)
+    if (unpause && ctl_redis_unpause(self, err, errlen) != 0)
         return HANDOVER_FAILED;
     return HANDOVER_DONE;
 }

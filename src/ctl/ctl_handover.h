@@ -39,10 +39,6 @@ enum handover_result {
 struct ctl_redis *handover_connect(const struct handover *h, const char *addr, int timeout_ms,
                                    char *err, size_t errlen) RZ_MUSTCHECK;
 
-/* CLIENT PAUSE ms WRITE / CLIENT UNPAUSE on r. 0, or -1 (err). */
-int handover_pause(struct ctl_redis *r, int ms, char *err, size_t errlen) RZ_MUSTCHECK;
-int handover_unpause(struct ctl_redis *r, char *err, size_t errlen) RZ_MUSTCHECK;
-
 /*
  * Make self (our redis, advertised as self_addr) the master without losing
  * a write another live server holds:

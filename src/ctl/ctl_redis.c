@@ -523,6 +523,29 @@ int ctl_redis_run(struct ctl_redis *r, char **out, char *err, size_t errlen, ...
     return run_argv(r, argc, argv, out, err, errlen);
 }
 
+int ctl_redis_pause_writes(struct ctl_redis *r, int ms, char *err, size_t errlen)
+{
+    char arg[32];
+
+    snprintf(arg, sizeof(arg), "%d", ms);
+    return ctl_redis_run(r, NULL, err, errlen, "CLIENT", "PAUSE", arg, "WRITE", NULL);
+}
+
+int ctl_redis_unpause(struct ctl_redis *r, char *err, size_t errlen)
+{
+    return ctl_redis_run(r, NULL, err, errlen, "CLIENT", "UNPAUSE", NULL);
+}
+
+int ctl_redis_replicate(struct ctl_redis *r, const char *host, int port, char *err, size_t errlen)
+{
+    char arg[16];
+
+    if (host == NULL)
+        return ctl_redis_run(r, NULL, err, errlen, "SLAVEOF", "NO", "ONE", NULL);
+    snprintf(arg, sizeof(arg), "%d", port);
+    return ctl_redis_run(r, NULL, err, errlen, "SLAVEOF", host, arg, NULL);
+}
+
 char *ctl_redis_info(struct ctl_redis *r, const char *section, char *err, size_t errlen)
 {
     char *text = NULL;

@@ -75,6 +75,14 @@ int ctl_redis_set_timeout(struct ctl_redis *r, int timeout_ms) RZ_MUSTCHECK;
 int ctl_redis_run(struct ctl_redis *r, char **out, char *err, size_t errlen, ...)
     __attribute__((sentinel)) RZ_MUSTCHECK;
 
+/* The three moves of every master change, shared by failover and candidate:
+ * CLIENT PAUSE ms WRITE (writes wait, reads go on), CLIENT UNPAUSE, and
+ * SLAVEOF host port (host NULL: SLAVEOF NO ONE). */
+int ctl_redis_pause_writes(struct ctl_redis *r, int ms, char *err, size_t errlen) RZ_MUSTCHECK;
+int ctl_redis_unpause(struct ctl_redis *r, char *err, size_t errlen) RZ_MUSTCHECK;
+int ctl_redis_replicate(struct ctl_redis *r, const char *host, int port, char *err, size_t errlen)
+    RZ_MUSTCHECK;
+
 /* INFO SECTION as text (malloc'd, caller frees). NULL on error (err set). */
 char *ctl_redis_info(struct ctl_redis *r, const char *section, char *err, size_t errlen)
     RZ_MUSTCHECK;
