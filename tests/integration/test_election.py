@@ -49,8 +49,10 @@ def election(zk_server, kz, redis_factory, tmp_path, request):
 
     def make(n=3, root=None, zk=None, kzc=None, **kw):
         name = "".join(ch if ch.isalnum() else "_" for ch in request.node.name)
-        el = Election(root or "/_zkelection/" + name, (zk or zk_server).hostport, str(tmp_path),
-                      kzc or kz, redis_factory, n=n, session_timeout=SESSION_MS, **kw)
+        zk = zk or zk_server
+        kw.setdefault("session_timeout", SESSION_MS)
+        el = Election(root or "/_zkelection/" + name, getattr(zk, "hosts", None) or zk.hostport,
+                      str(tmp_path), kzc or kz, redis_factory, n=n, **kw)
         made.append(el)
         return el
 
@@ -682,6 +684,67 @@ def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_f
     if new == succ:
         old_w, new_w = write_times(el, lines)
         assert max(old_w) < min(new_w), (max(old_w), min(new_w))
+
+
+# ---------------------------------------------------------------- a ZooKeeper ensemble
+
+ENSEMBLE_SESSION_MS = 4000           # the ensemble's tickTime 200 allows 400..4000
+
+
+@pytest.mark.parametrize("victim", ["connected", "leader"])
+def test_ensemble_member_lost(election, zk_proxy_factory, zk_ensemble, kz_factory, victim):
+    """Three ZooKeeper servers; the member the leader's candidate is
+    connected to, or the ensemble's own leader, is killed. The candidate
+    pauses its writes while it has no connection. Moving to another member
+    on the same session is quick: it keeps the leadership (the same
+    leader_ack) and resumes its writes, the proxy never changes master. A
+    lost quorum may take longer than the candidate's own deadline: it then
+    demotes its redis and another candidate wins. Either way no writer sees
+    an error (block mode) and every acknowledged write is on the leader."""
+    el = election(zk=zk_ensemble, kzc=kz_factory(zk_ensemble.hosts), session_timeout=ENSEMBLE_SESSION_MS)
+    lead = start_all(el)
+    line = el.cands[lead].wait_log("ZooKeeper session 0x")
+    sid = int(line.split("session 0x", 1)[1].split()[0], 16)
+    ack_czxid = el._kz(el.kz.exists, el.ack).czxid
+    px = zk_proxy_factory(zk_ensemble, el.ack, session_timeout=ENSEMBLE_SESSION_MS,
+                          pool={"on-no-master": "block", "block-timeout": "15000"})
+    wait_master(px, el.addr(lead))
+    stop = threading.Event()
+    writers = [writer(px, i, stop) for i in range(3)]
+    for w in writers:
+        w.start()
+    try:
+        wait_progress(writers, 20)
+        member = wait_for(lambda: zk_ensemble.server_with_session(sid), timeout=5,
+                          what="the member holding the leader's session")
+        target = member if victim == "connected" else zk_ensemble.leader()
+        mark = el.cands[lead].log_size()
+        target.kill()
+        el.cands[lead].wait_log("ZooKeeper connection lost", after=mark)
+        if victim == "connected":
+            el.cands[lead].wait_log("ZooKeeper session 0x%x connected" % sid, after=mark, timeout=10)
+            el.cands[lead].wait_log("writes resumed on our redis", after=mark)
+            final = lead
+        else:
+            final = el.wait_leader(timeout=30)
+            wait_master(px, el.addr(final), timeout=15)
+        wait_progress(writers, 20, timeout=30)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(40)
+    print("%s killed: %s; %d writes acknowledged" % (
+        victim, "the leader kept its leadership" if final == lead else "another candidate won",
+        sum(len(w.acks) for w in writers)))
+    check_writers_clean(writers, el.servers[final])
+    for i in range(len(el.servers)):
+        if i != final:
+            el.wait_replica(i, final)
+    if final == lead:
+        assert el._kz(el.kz.exists, el.ack).czxid == ack_czxid, "leader_ack was re-created"
+        assert "demoted our redis" not in el.cands[lead].log()[mark:], el.cands[lead].log_tail()
+    if victim == "connected":
+        assert int(pool_info(px)["master_changes"]) == 1, fmt_info(pool_info(px))
 
 
 # ---------------------------------------------------------------- TLS and AUTH
