@@ -659,6 +659,26 @@ static void named_master(const struct ctl_target *t, const struct ctl_znode *n, 
         snprintf(out, outlen, strchr(m.host, ':') ? "[%s]:%d" : "%s:%d", m.host, m.port);
 }
 
+/* A znode we just created open (no zk-auth-digest): anyone who reaches
+ * ZooKeeper could now point every proxy at a server of their choosing.
+ * Said once, here, where the operator can still redo it. */
+static void warn_if_open(const struct ctl_target *t, struct ctl_zk *zk)
+{
+    struct ctl_znode n;
+    char err[512], acl[512];
+
+    if (ctl_zk_read(zk, t->znode, 1, &n, err, sizeof(err)) != CTL_ZK_OK)
+        return;
+    if (n.exists && ctl_zk_acl_world_writable(n.acl)) {
+        ctl_zk_acl_format(n.acl, acl, sizeof(acl));
+        fprintf(stderr, "rzproxy-ctl: warning: %s was created writable by anyone (ACL %s): "
+                "anyone who can reach ZooKeeper can send this pool's traffic elsewhere; set "
+                "zk-auth-digest and create it again, or setAcl it (README, Security)\n",
+                t->znode, acl);
+    }
+    ctl_znode_free(&n);
+}
+
 static int set_create(const struct ctl_target *t, struct ctl_zk *zk, const char *data,
                       size_t len)
 {
@@ -667,6 +687,7 @@ static int set_create(const struct ctl_target *t, struct ctl_zk *zk, const char 
 
     if (r == CTL_ZK_OK) {
         printf("created %s (version 0)\n", t->znode);
+        warn_if_open(t, zk);
         return CTL_EXIT_OK;
     }
     if (r == CTL_ZK_NODE_EXISTS)

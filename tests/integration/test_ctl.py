@@ -238,6 +238,7 @@ def test_set_master_creates_missing(ctl, kz, znode_path, zk_server, ctl_factory)
     assert res.rc == 0 and "created" in res.out, res
     assert kz.get(znode_path)[0] == b"10.0.0.2:6379"
     assert acl_of(kz, znode_path) == OPEN_ACL_UNSAFE
+    assert ("warning: %s was created writable by anyone (ACL world:anyone:cdrwa)" % znode_path) in res.err, res
     # znode-format json: a new document
     zdelete(kz, znode_path)
     js = ctl_factory(zk_server.hostport, znode_path, pool={"znode-format": "json"})
@@ -258,7 +259,8 @@ def test_set_master_digest_acl(zk_server, kz_factory, znode_path, ctl_factory):
     owner.ensure_path(znode_path.rsplit("/", 1)[0])
     zdelete(owner, znode_path)
     ctl = ctl_factory(zk_server.hostport, znode_path, globals_={"zk-auth-digest": "rzuser:s3cret"})
-    assert ctl.run("set-master", "10.0.0.2:6379").rc == 0
+    res = ctl.run("set-master", "10.0.0.2:6379")
+    assert res.rc == 0 and "created" in res.out and "warning" not in res.err, res
     assert acl_of(owner, znode_path) == [make_digest_acl("rzuser", "s3cret", all=True)]
     assert ctl.run("set-master", "10.0.0.3:6379").rc == 0
     assert owner.get(znode_path)[0] == b"10.0.0.3:6379"
