@@ -5,6 +5,8 @@
 #   RZPROXY    the daemon under test (set by make check; default $RZ_SRCDIR/src/rzproxy)
 #   RZCTL      the director tool under test (set by make check; default $RZ_SRCDIR/src/rzproxy-ctl)
 #
+#   RZ_TEST_SELECT  only the tests this pytest -k expression selects
+#
 # Extra arguments go to pytest, e.g. tests/integration/run.sh -k pipeline -x
 # Exit status is pytest's, except that "no tests collected" (5) is a failure.
 set -u
@@ -24,6 +26,9 @@ if [ "${RZ_TEST_DIRECT:-0}" != 1 ] && [ ! -x "$RZPROXY" ]; then
 fi
 
 cd "$top" || exit 99
+# RZ_TEST_SELECT: a pytest -k expression, for a run inside `make distcheck`
+# (make passes no arguments through to here)
+set -- ${RZ_TEST_SELECT:+-k "$RZ_TEST_SELECT"} "$@"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfEs --durations=15 tests/integration "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
