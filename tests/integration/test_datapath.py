@@ -2,12 +2,11 @@
 in both backend-sharing modes."""
 
 import hashlib
-import socket
 import time
 
 import pytest
 
-from conftest import (RespConn, Status, Error, encode, bulk, expect_bytes, rand_bytes)
+from conftest import (Error, encode, bulk, expect_bytes, rand_bytes)
 
 
 def test_get_set(proxy, r):

@@ -6,12 +6,11 @@ backend connections that redis closes on its own."""
 import os
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
-from conftest import (RespConn, Error, Map, encode, bulk, expect_bytes, first_diff, wait_for, ADMIN_NAME, LOCALHOST)
+from conftest import (RespConn, Error, Map, encode, bulk, expect_bytes, first_diff, wait_for)
 
 
 def _blocked(r):

@@ -23,6 +23,7 @@ on-no-master modes.
   the session.
 """
 
+import contextlib
 import os
 import signal
 import threading
@@ -31,7 +32,7 @@ import time
 import pytest
 
 from conftest import LOCALHOST, Error, RespConn, free_port, parse_show, wait_for
-from electutil import ACK, BALLOT_RE, Candidate, Election, Relay
+from electutil import BALLOT_RE, Candidate, Election, Relay
 from zkutil import (AckWriter, LOST, Monitor, calls, fmt_info, pool_info, tryagain, wait_master,
                     wait_replicas, wait_state)
 
@@ -88,6 +89,23 @@ def writer(px, idx, stop, **kw):
     kw.setdefault("stop_on_error", True)
     return AckWriter(px, [("INCR", "c:{idx}"), ("RPUSH", "l:{idx}", "{seq}")], idx=idx, stop=stop,
                      timeout=30, **kw)
+
+
+@contextlib.contextmanager
+def writing(px, n=3, make=writer):
+    """n writers through px (make(px, i, stop): writer or TimedWriter), at
+    work inside the block; stopped and joined on the way out, however it
+    is left."""
+    stop = threading.Event()
+    writers = [make(px, i, stop) for i in range(n)]
+    for w in writers:
+        w.start()
+    try:
+        yield writers
+    finally:
+        stop.set()
+        for w in writers:
+            w.join(40)
 
 
 def check_all_acked(writers, srv, **kw):
@@ -159,12 +177,8 @@ def test_sigterm_leader_repeatedly(election, zk_proxy_factory, zk_server, mode):
     px = zk_proxy_factory(zk_server, el.ack, globals_={"loglevel": "info"},
                           pool={"on-no-master": mode, "block-timeout": "10000"})
     wait_master(px, el.addr(lead))
-    stop = threading.Event()
-    writers = [writer(px, i, stop) for i in range(4)]
-    for w in writers:
-        w.start()
     took = []
-    try:
+    with writing(px, 4) as writers:
         wait_progress(writers, 20)
         for k in range(ROUNDS):
             old = lead
@@ -179,10 +193,6 @@ def test_sigterm_leader_repeatedly(election, zk_proxy_factory, zk_server, mode):
             el.start(old)
             el.cands[old].wait_log("-> FOLLOWER")
             wait_progress(writers)
-    finally:
-        stop.set()
-        for w in writers:
-            w.join(40)
     for w in writers:
         assert w.failure is None, "writer %d: %s" % (w.idx, w.failure)
         assert not w.errors, "writer %d: %s" % (w.idx, w.errors[:3])
@@ -315,28 +325,22 @@ def test_leader_redis_dies_or_hangs(election, zk_proxy_factory, zk_server, how):
     px = zk_proxy_factory(zk_server, el.ack, pool={"on-no-master": "block", "block-timeout": "10000",
                                                    "drain-timeout": "1000"})
     wait_master(px, el.addr(lead))
-    stop = threading.Event()
-    writers = [TimedWriter(px, i, stop) for i in range(4)]
-    for w in writers:
-        w.start()
     old = lead
     try:
-        wait_for(lambda: all(len(w.acked) >= 200 for w in writers), timeout=15, what="writes")
-        wait_streaming(el, old)
-        t_fail = time.monotonic()
-        el.servers[old].kill(signal.SIGKILL) if how == "SIGKILL" else \
-            os.kill(el.servers[old].pid, signal.SIGSTOP)
-        lead = el.wait_leader(not_=old, timeout=10)
-        t_leader = time.monotonic() - t_fail
-        wait_master(px, el.addr(lead), timeout=10)
-        t_proxy = time.monotonic() - t_fail
-        n = [len(w.acked) for w in writers]
-        wait_for(lambda: all(len(w.acked) >= k + 50 for w, k in zip(writers, n)), timeout=15,
-                 what="writes on the new leader")
+        with writing(px, 4, make=TimedWriter) as writers:
+            wait_for(lambda: all(len(w.acked) >= 200 for w in writers), timeout=15, what="writes")
+            wait_streaming(el, old)
+            t_fail = time.monotonic()
+            el.servers[old].kill(signal.SIGKILL) if how == "SIGKILL" else \
+                os.kill(el.servers[old].pid, signal.SIGSTOP)
+            lead = el.wait_leader(not_=old, timeout=10)
+            t_leader = time.monotonic() - t_fail
+            wait_master(px, el.addr(lead), timeout=10)
+            t_proxy = time.monotonic() - t_fail
+            n = [len(w.acked) for w in writers]
+            wait_for(lambda: all(len(w.acked) >= k + 50 for w, k in zip(writers, n)), timeout=15,
+                     what="writes on the new leader")
     finally:
-        stop.set()
-        for w in writers:
-            w.join(40)
         if how == "SIGSTOP":
             os.kill(el.servers[old].pid, signal.SIGCONT)
     for w in writers:
@@ -415,30 +419,24 @@ def test_partition_beyond_the_session(election, zk_proxy_factory, zk_server, kz)
                                                        "block-timeout": "10000"})
         wait_master(px, el.addr(0))
         mons = [Monitor(el.servers[0]), Monitor(el.servers[succ])]
-        stop = threading.Event()
-        writers = [writer(px, i, stop) for i in range(3)]
-        for w in writers:
-            w.start()
         try:
-            wait_progress(writers, 50)
-            mark = el.cands[0].log_size()
-            t_cut = time.monotonic()
-            relay.cut()
-            el.cands[0].wait_log("writes paused", timeout=SESSION_MS / 1000 * 2, after=mark)
-            t_paused = time.monotonic() - t_cut
-            lead = el.wait_leader(not_=0, timeout=15)
-            t_new = time.monotonic() - t_cut
-            assert lead == succ, "the next ballot should have won"
-            wait_master(px, el.addr(lead), timeout=10)
-            wait_progress(writers, 50)
-            relay.heal()
-            el.wait_replica(0, lead, timeout=15)
-            el.cands[0].wait_log("-> FOLLOWER", timeout=15, after=mark)
-            wait_progress(writers, 10)
+            with writing(px) as writers:
+                wait_progress(writers, 50)
+                mark = el.cands[0].log_size()
+                t_cut = time.monotonic()
+                relay.cut()
+                el.cands[0].wait_log("writes paused", timeout=SESSION_MS / 1000 * 2, after=mark)
+                t_paused = time.monotonic() - t_cut
+                lead = el.wait_leader(not_=0, timeout=15)
+                t_new = time.monotonic() - t_cut
+                assert lead == succ, "the next ballot should have won"
+                wait_master(px, el.addr(lead), timeout=10)
+                wait_progress(writers, 50)
+                relay.heal()
+                el.wait_replica(0, lead, timeout=15)
+                el.cands[0].wait_log("-> FOLLOWER", timeout=15, after=mark)
+                wait_progress(writers, 10)
         finally:
-            stop.set()
-            for w in writers:
-                w.join(40)
             lines = [m.stop() for m in mons]
         log = el.cands[0].log()[mark:]
         check_writers_clean(writers, el.servers[lead])
@@ -570,7 +568,7 @@ def test_nodes_take_roots_acl(election, zk_proxy_factory, zk_server, kz_factory)
     the candidates all rights and the proxies read only (ZooKeeper has no
     inheritance); the proxy, logged in as the reader, follows the leader
     and sees a znode nobody else may write."""
-    from kazoo.security import make_acl, make_digest_acl
+    from kazoo.security import make_digest_acl
     cand, reader = ("cand", "candpw"), ("rzproxy", "readpw")
     el = election(n=2)
     admin = kz_factory(zk_server.hostport, auth_data=[("digest", "%s:%s" % cand)])
@@ -609,28 +607,22 @@ def test_leader_candidate_stopped_beyond_its_session(election, zk_proxy_factory,
     px = zk_proxy_factory(zk_server, el.ack, pool={"on-no-master": "block", "block-timeout": "10000"})
     wait_master(px, el.addr(lead))
     mons = [Monitor(el.servers[lead]), Monitor(el.servers[succ])]
-    stop = threading.Event()
-    writers = [writer(px, i, stop) for i in range(3)]
-    for w in writers:
-        w.start()
     try:
-        wait_progress(writers, 50)
-        mark = el.cands[lead].log_size()
-        el.cands[lead].signal(signal.SIGSTOP)
-        try:
-            new = el.wait_leader(not_=lead, timeout=15)
-            assert new == succ
-            wait_master(px, el.addr(new), timeout=10)
+        with writing(px) as writers:
             wait_progress(writers, 50)
-        finally:
-            el.cands[lead].signal(signal.SIGCONT)
-        el.cands[lead].wait_log("-> FOLLOWER", timeout=15, after=mark)
-        el.wait_replica(lead, new)
-        wait_progress(writers, 10)
+            mark = el.cands[lead].log_size()
+            el.cands[lead].signal(signal.SIGSTOP)
+            try:
+                new = el.wait_leader(not_=lead, timeout=15)
+                assert new == succ
+                wait_master(px, el.addr(new), timeout=10)
+                wait_progress(writers, 50)
+            finally:
+                el.cands[lead].signal(signal.SIGCONT)
+            el.cands[lead].wait_log("-> FOLLOWER", timeout=15, after=mark)
+            el.wait_replica(lead, new)
+            wait_progress(writers, 10)
     finally:
-        stop.set()
-        for w in writers:
-            w.join(40)
         lines = [m.stop() for m in mons]
     check_writers_clean(writers, el.servers[new])
     old_w, new_w = write_times(el, lines)
@@ -654,30 +646,26 @@ def test_zookeeper_down_longer_than_the_session(election, zk_proxy_factory, zk_f
     px = zk_proxy_factory(zk_fresh, el.ack, pool={"on-no-master": "block", "block-timeout": "15000"})
     wait_master(px, el.addr(lead))
     mons = [Monitor(el.servers[lead]), Monitor(el.servers[succ])]
-    stop = threading.Event()
-    writers = [writer(px, i, stop) for i in range(3)]
-    for w in writers:
-        w.start()
     try:
-        wait_progress(writers, 50)
-        mark = el.cands[lead].log_size()
-        zk_fresh.kill()
-        # right after a full sync its successor may trail for up to a second
-        # (redis streams once the replica's first REPLCONF ACK is in): the
-        # leader then keeps its writes paused and demotes once it caught up
-        el.cands[lead].wait_log("demoted our redis", timeout=5, after=mark)
-        time.sleep(2.5 * SESSION_MS / 1000)
-        zk_fresh.start()
-        new = el.wait_leader(not_=lead, timeout=20)
-        wait_master(px, el.addr(new), timeout=15)
-        el.cands[lead].wait_log("-> FOLLOWER", timeout=15, after=mark)
-        wait_progress(writers, 20)
+        with writing(px) as writers:
+            try:
+                wait_progress(writers, 50)
+                mark = el.cands[lead].log_size()
+                zk_fresh.kill()
+                # right after a full sync its successor may trail for up to a second
+                # (redis streams once the replica's first REPLCONF ACK is in): the
+                # leader then keeps its writes paused and demotes once it caught up
+                el.cands[lead].wait_log("demoted our redis", timeout=5, after=mark)
+                time.sleep(2.5 * SESSION_MS / 1000)
+                zk_fresh.start()
+                new = el.wait_leader(not_=lead, timeout=20)
+                wait_master(px, el.addr(new), timeout=15)
+                el.cands[lead].wait_log("-> FOLLOWER", timeout=15, after=mark)
+                wait_progress(writers, 20)
+            finally:
+                if zk_fresh.proc is None or zk_fresh.proc.poll() is not None:
+                    zk_fresh.start()     # the writers wait on the proxy, which waits on it
     finally:
-        if zk_fresh.proc is None or zk_fresh.proc.poll() is not None:
-            zk_fresh.start()         # the writers wait on the proxy, which waits on it
-        stop.set()
-        for w in writers:
-            w.join(40)
         lines = [m.stop() for m in mons]
     check_writers_clean(writers, el.servers[new])
     el.wait_replica(lead, new)
@@ -709,11 +697,7 @@ def test_ensemble_member_lost(election, zk_proxy_factory, zk_ensemble, kz_factor
     px = zk_proxy_factory(zk_ensemble, el.ack, session_timeout=ENSEMBLE_SESSION_MS,
                           pool={"on-no-master": "block", "block-timeout": "15000"})
     wait_master(px, el.addr(lead))
-    stop = threading.Event()
-    writers = [writer(px, i, stop) for i in range(3)]
-    for w in writers:
-        w.start()
-    try:
+    with writing(px) as writers:
         wait_progress(writers, 20)
         member = wait_for(lambda: zk_ensemble.server_with_session(sid), timeout=5,
                           what="the member holding the leader's session")
@@ -729,10 +713,6 @@ def test_ensemble_member_lost(election, zk_proxy_factory, zk_ensemble, kz_factor
             final = el.wait_leader(timeout=30)
             wait_master(px, el.addr(final), timeout=15)
         wait_progress(writers, 20, timeout=30)
-    finally:
-        stop.set()
-        for w in writers:
-            w.join(40)
     print("%s killed: %s; %d writes acknowledged" % (
         victim, "the leader kept its leadership" if final == lead else "another candidate won",
         sum(len(w.acks) for w in writers)))
@@ -771,11 +751,7 @@ def test_tls_and_an_acl_user(election, zk_proxy_factory, zk_server, ctl_factory,
     px = zk_proxy_factory(zk_server, el.ack,
                           pool=dict(pool, **{"on-no-master": "block", "block-timeout": "10000"}))
     wait_master(px, el.addr(lead))
-    stop = threading.Event()
-    writers = [writer(px, i, stop) for i in range(3)]
-    for w in writers:
-        w.start()
-    try:
+    with writing(px) as writers:
         wait_progress(writers, 20)
         old = lead
         assert el.cands[old].terminate() == 0, el.cands[old].log_tail()
@@ -783,10 +759,6 @@ def test_tls_and_an_acl_user(election, zk_proxy_factory, zk_server, ctl_factory,
         wait_master(px, el.addr(lead), timeout=10)
         el.wait_replica(old, lead)
         wait_progress(writers, 20)
-    finally:
-        stop.set()
-        for w in writers:
-            w.join(40)
     check_writers_clean(writers, el.servers[lead], **kw)
     res = ctl_factory(zk_server.hostport, el.ack, pool=pool).run("show")
     assert res.rc == 0, res

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (RespConn, Error, Closed, Map, encode, bulk, expect_bytes, free_port, wait_for, port_open)
+from conftest import (RespConn, Error, Closed, Map, encode, bulk, expect_bytes, free_port, wait_for)
 
 
 def _read_until_pong(c, deadline):

@@ -4,12 +4,10 @@ client to the shared connections of its new state, the server judging every
 change; CLIENT SETNAME, GETNAME and SETINFO are answered by the proxy;
 PROXY CLIENTS shows who is connected and how."""
 
-import threading
-import time
 
 import pytest
 
-from conftest import ADMIN_NAME, DIRECT, Error, Map, Push, RespConn, encode, wait_for
+from conftest import ADMIN_NAME, Error, Map, Push, encode, wait_for
 
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import RespConn, encode, expect_bytes, wait_for
+from conftest import RespConn, encode, wait_for
 
 
 def half_close(c):

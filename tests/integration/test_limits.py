@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (RespConn, Error, Closed, encode, bulk, expect_bytes, rss_kb, wait_for)
+from conftest import (RespConn, Closed, encode, bulk, expect_bytes, rss_kb, wait_for)
 
 
 def _check_healthy(px, tag="after"):

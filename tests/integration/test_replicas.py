@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_NAME, LOCALHOST, RespConn, encode, free_port, wait_for
+from conftest import LOCALHOST, encode, free_port, wait_for
 from zkutil import (calls, hp, pool_info, replicas_of, rf_json, wait_master, wait_replicas,
                     zdelete, zset)
 

@@ -2,7 +2,6 @@
 pub/sub, SELECT, AUTH/ACL, HELLO 3 / RESP3, CLIENT SETNAME.
 Every test runs in both backend-sharing modes."""
 
-import threading
 import time
 
 import pytest

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import RespConn, encode, bulk, first_diff, expect_bytes
+from conftest import RespConn, encode, bulk, first_diff
 
 DURATION = float(os.environ.get("RZ_STRESS_SECONDS", "4"))
 THREADS = 24

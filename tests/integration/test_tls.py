@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import LOCALHOST, RespConn, encode, expect_bytes, free_port, wait_for
+from conftest import LOCALHOST, encode, expect_bytes, free_port, wait_for
 from zkutil import AckWriter, hp, plain, wait_master, zset
 
 pytestmark = pytest.mark.proxy_only

@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import (RZPROXY, RespConn, Error, encode, expect_bytes, port_open, wait_for, write_conf,
+from conftest import (RZPROXY, RespConn, encode, expect_bytes, port_open, wait_for, write_conf,
                       free_port, run_rzproxy, sanitizer_report)
 
 
