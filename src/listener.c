@@ -31,7 +31,9 @@ struct listener {
     struct event *retry;         /* re-enables accepting after EMFILE/ENFILE */
     uint64_t failures;           /* accept failures in the current episode */
     char *addr;                  /* as configured, for logs */
-    char *unix_path;             /* unlinked on close */
+    char *unix_path;             /* unlinked on close, if still ours */
+    dev_t unix_dev;              /* the socket file we put there */
+    ino_t unix_ino;
 };
 
 static void peer_name(const struct sockaddr *sa, char *out, size_t outlen)
@@ -99,8 +101,6 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
 
 static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, size_t errlen)
 {
-    struct stat st;
-
     memset(sun, 0, sizeof(*sun));
     sun->sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sun->sun_path)) {
@@ -108,10 +108,19 @@ static int unix_sockaddr(const char *path, struct sockaddr_un *sun, char *err, s
         return -1;
     }
     strcpy(sun->sun_path, path);
-    /* A socket file left by a previous run would make bind fail; anything
-     * else at that path is not ours to remove. */
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(path);
+    return 0;
+}
+
+/* A socket file at path (one a previous run left, or a running proxy's) is
+ * replaced; anything else there is not ours to remove. */
+static int unix_path_free(const char *addr, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "cannot listen on %s: the path exists and is not a socket", addr);
+        return -1;
+    }
     return 0;
 }
 
@@ -163,39 +172,78 @@ static struct evconnlistener *tcp_listen(struct listener *l, char *err, size_t e
     return ev;
 }
 
+/* A listening socket at path (bound, mode set, listening), or -1. */
+static int unix_socket_at(const char *addr, const char *path, int mode, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    if (unix_sockaddr(path, &sun, err, errlen) < 0)
+        return -1;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);                /* our own temporary name, left by a crash */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (mode != 0 && chmod(path, (mode_t)mode) < 0) {
+        snprintf(err, errlen, "cannot set unixsocket-perm %03o on %s: %s", (unsigned)mode, addr,
+                 strerror(errno));
+    } else if (listen(fd, LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+    } else {
+        return fd;
+    }
+    close(fd);
+    unlink(path);
+    return -1;
+}
+
 /*
- * bind, chmod to unixsocket-perm (mode; 0 leaves the umask's), then listen:
- * in this order no connection is accepted while the file still has the
- * umask's mode, which may be wider than the one asked for. On failure the
- * socket file is removed again.
+ * The socket is made under a temporary name (bound, chmod'ed to
+ * unixsocket-perm, listening), then renamed to path: the path appears
+ * only once connections to it are accepted, and never with the umask's
+ * mode, which may be wider than the one asked for. A client that waits
+ * for the file (a test, a unit ordered after us) then never meets a
+ * refused connect, and a proxy being replaced keeps its socket working
+ * until the new one takes the name.
  */
 static struct evconnlistener *unix_listen(struct listener *l, const char *path, int mode,
                                           char *err, size_t errlen)
 {
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    struct sockaddr_un sun;
-    struct evconnlistener *ev = NULL;
+    struct evconnlistener *ev;
+    struct stat st;
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path) + 32];
     int fd;
 
-    if (unix_sockaddr(path, &sun, err, errlen) < 0)
+    if (unix_path_free(l->addr, path, err, errlen) < 0)
         return NULL;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+    snprintf(tmp, sizeof(tmp), "%s.%ld.new", path, (long)getpid());
+    if (strlen(tmp) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        snprintf(err, errlen, "unix socket path too long: %s (it needs room for %s)", path, tmp);
         return NULL;
     }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    if ((fd = unix_socket_at(l->addr, tmp, mode, err, errlen)) < 0)
+        return NULL;
+    if (rename(tmp, path) < 0 || lstat(path, &st) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
         close(fd);
+        unlink(tmp);
         return NULL;
     }
-    if (mode != 0 && chmod(path, (mode_t)mode) < 0)
-        snprintf(err, errlen, "cannot set unixsocket-perm %03o on %s: %s", (unsigned)mode,
-                 l->addr, strerror(errno));
-    else if ((ev = evconnlistener_new(proxy.base, accept_cb, l, flags, LISTEN_BACKLOG,
-                                      fd)) == NULL)
-        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
+    l->unix_dev = st.st_dev;
+    l->unix_ino = st.st_ino;
+    ev = evconnlistener_new(proxy.base, accept_cb, l, flags, 0, fd);   /* 0: listening already */
     if (ev == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", l->addr, strerror(errno));
         close(fd);
         unlink(path);
     }
@@ -231,7 +279,13 @@ void listener_free(struct listener *l)
     evconnlistener_free(l->ev);
     event_free(l->retry);
     if (l->unix_path != NULL) {
-        unlink(l->unix_path);
+        struct stat st;
+
+        /* another listener (a pool added by the same reload) may have
+         * taken the name since: its file stays */
+        if (lstat(l->unix_path, &st) == 0 && st.st_dev == l->unix_dev &&
+            st.st_ino == l->unix_ino)
+            unlink(l->unix_path);
         free(l->unix_path);
     }
     free(l->addr);

@@ -428,6 +428,7 @@ def write_conf(path, listen_port, master, sharing="yes", unix_path=None, globals
 @pytest.fixture
 def proxy_factory(tmp_path, request):
     """make(redis_or_port, sharing="yes", unix=False, globals_=..., pool=...) -> Proxy.
+    unix: True for a unix listener of its own, or the path for one.
 
     redis_or_port=None writes no `master` line (ZooKeeper pools: see zk_proxy_factory);
     extra_pools=[(name, port, {...})] adds more pools after `main`.
@@ -447,7 +448,7 @@ def proxy_factory(tmp_path, request):
             return Proxy(master_port)
         n = len(started)
         port = free_port()
-        unix_path = str(tmp_path / ("rz%d.sock" % n)) if unix else None
+        unix_path = unix if isinstance(unix, str) else str(tmp_path / ("rz%d.sock" % n)) if unix else None
         conf = write_conf(str(tmp_path / ("rzproxy%d.conf" % n)), port,
                           None if master_port is None else "%s:%d" % (master_host, master_port),
                           sharing=sharing, unix_path=unix_path, globals_=globals_, pool=pool,

@@ -102,6 +102,47 @@ def test_unix_socket_listener(proxy_factory, redis_server, r, sharing):
     assert r.get("u") == b"1"
 
 
+def unix_ping(path):
+    with RespConn.unix(path) as u:
+        return u.call("PING")
+
+
+@pytest.mark.proxy_only
+def test_unix_socket_path_taken_over(proxy_factory, redis_server, tmp_path):
+    """The socket file appears only once it accepts (made under another
+    name, then renamed). A socket file left by a crashed run is replaced; a
+    second proxy on the same path takes the name over, and the first one,
+    stopping later, leaves the second's file alone. A path that is not a
+    socket is refused, with a message saying so, and kept."""
+    path = str(tmp_path / "shared.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()                                    # the file stays, nobody listens
+    dead = os.stat(path).st_ino
+    a = proxy_factory(redis_server, unix=path)
+    wait_for(lambda: os.stat(path).st_ino != dead, timeout=10, what="the first proxy's socket file")
+    assert unix_ping(path) == "PONG"
+    first = os.stat(path).st_ino
+    b = proxy_factory(redis_server, unix=path)
+    wait_for(lambda: os.stat(path).st_ino != first, timeout=10, what="the second proxy's socket file")
+    assert a.terminate() == 0
+    assert os.path.exists(path), "the first proxy removed the second's socket file"
+    assert unix_ping(path) == "PONG"
+    assert not [f for f in os.listdir(str(tmp_path)) if f.startswith("shared.sock.")]
+    assert b.terminate() == 0
+    assert not os.path.exists(path)
+
+    with open(path, "w") as f:
+        f.write("not a socket\n")
+    conf = write_conf(str(tmp_path / "notsock.conf"), free_port(), "127.0.0.1:%d" % redis_server.port,
+                      unix_path=path)
+    p = run_rzproxy([RZPROXY, conf], capture_output=True, timeout=30)
+    assert p.returncode != 0, p
+    assert ("cannot listen on unix:%s: the path exists and is not a socket" % path) in p.stderr.decode(), p
+    with open(path) as f:
+        assert f.read() == "not a socket\n"
+
+
 # ---------------------------------------------------------------- --test-conf
 
 @pytest.mark.proxy_only
