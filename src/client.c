@@ -1105,7 +1105,10 @@ static enum dispatch_rc dispatch_move(struct client *c, const struct cmd_info *c
 /*
  * A read to a replica. Replies come back in order only if a client's
  * outstanding replies are all on one connection: with replies owed by a
- * replica connection, more reads follow them there; with replies owed by
+ * replica connection, more reads follow them there while that replica is
+ * healthy (once it is down or lagging, they wait for what it owes, then
+ * pick again: a client that never stops pipelining must not stay on a
+ * replica the checks took out); with replies owed by
  * the master, the read goes to the master too. Otherwise the healthy
  * replica owing the fewest replies takes it, on a connection in the
  * client's session state; none healthy (or no room for its state there):
@@ -1120,10 +1123,11 @@ static enum dispatch_rc forward_read(struct client *c, const struct cmd_info *ci
     struct group *g;
     struct backend *be;
 
-    if (c->outstanding > 0 && c->be != NULL && c->be->replica != NULL)
+    if (c->outstanding > 0 && c->be != NULL && c->be->replica != NULL &&
+        c->be->replica->state == REPLICA_OK)
         be = c->be;
-    else if (c->outstanding > 0 && c->be != NULL && c->be->to_replica)
-        return wait_for(c, CLIENT_WAIT_REPLIES);     /* a replica no longer named */
+    else if (c->outstanding > 0 && c->be != NULL && (c->be->to_replica || c->be->replica != NULL))
+        return wait_for(c, CLIENT_WAIT_REPLIES);     /* gone bad or no longer named: pick anew */
     else if (c->outstanding > 0 || (r = pool_pick_replica(c->pool)) == NULL ||
              (g = group_get(c->pool, r, &c->st)) == NULL)
         return forward(c, ci, req, in, NULL, NULL, NULL);

@@ -237,6 +237,58 @@ def test_stopped_and_lagging_replicas_take_no_reads(reads, trio):
     assert done[0] > 50
 
 
+# Busy for ARGV[1] microseconds, read-only (EVAL_RO): it holds a replica's
+# connection while the proxy's checks of that replica go unanswered.
+BUSY_RO = ("local t = redis.call('TIME') local e = t[1] * 1000000 + t[2] + ARGV[1] "
+           "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= e return 1")
+
+
+def test_pipelining_client_leaves_a_replica_gone_bad(zk_server, kz, zk_proxy_factory, znode_path, trio):
+    """A client that still owes replies on a replica does not go on sending
+    reads there once the checks take the replica out: its next read waits
+    for what is owed, then goes where a fresh read would (here the master,
+    the only replica being down, then lagging)."""
+    a, b, c, relay = trio
+    zset(kz, znode_path, rf_json(hp(a), [hp(b)]))
+    px = zk_proxy_factory(zk_server, znode_path, pool={"read-from": "replicas",
+                                                       "replica-max-lag": "500"})
+    wait_master(px, hp(a))
+    wait_replicas(px, {hp(b): "ok"})
+    wait_for(lambda: int(pool_info(px).get("readonly_commands", "0")) > 50, timeout=5,
+             what="the master's read-only commands known")
+    with a.client() as adm:
+        adm.set("bad:k", "v")
+    wait_for(lambda: b.client().get("bad:k") == b"v", timeout=5, what="replicated")
+    gets = (calls(a, "get"), calls(b, "get"))
+    try:
+        with px.raw(timeout=20) as cl:
+            cl.send(encode("EVAL_RO", BUSY_RO, "0", "2000000"))
+            wait_for(lambda: calls_quiet(b, "eval_ro") is None, timeout=5, what="b busy")
+            relay.flowing.clear()          # and when it is free again, it is behind
+            with a.client() as adm:
+                for i in range(10):
+                    adm.set("bad:w", i)
+            wait_replicas(px, {hp(b): "down"}, timeout=5)
+            cl.send(encode("GET", "bad:k"))
+            assert cl.read_reply(timeout=20) == 1
+            assert cl.read_reply(timeout=20) == b"v"
+            assert replicas_of(px)[hp(b)]["state"] in ("down", "lagging")
+    finally:
+        relay.flowing.set()
+    assert calls(b, "get") == gets[1], "a read went to a replica the checks had taken out"
+    assert calls(a, "get") == gets[0] + 1
+    wait_replicas(px, {hp(b): "ok"}, timeout=10)
+
+
+def calls_quiet(srv, cmd):
+    """calls(srv, cmd), or None while srv does not answer within 0.2 s."""
+    try:
+        with srv.client(socket_timeout=0.2) as adm:
+            return int(adm.info("commandstats").get("cmdstat_" + cmd, {}).get("calls", 0))
+    except Exception:
+        return None
+
+
 def test_reads_flow_while_writes_gate(reads, trio, kz, znode_path):
     """The znode deleted: writes are held (block mode) and answered
     -TRYAGAIN at block-timeout, reads keep coming from the replicas."""
