@@ -103,7 +103,12 @@ class CandTail(threading.Thread):
 
 class Pusher(threading.Thread):
     """RPUSH demo:<i> <seq> through the proxy, one at a time: what was
-    acknowledged (and when), what had an unknown outcome."""
+    acknowledged (and when), what had an unknown outcome. Each connection
+    starts as current client libraries start theirs (node-redis 6, ioredis
+    6, go-redis, Lettuce): HELLO 3, CLIENT SETINFO LIB-NAME and LIB-VER."""
+
+    SETUP = (("HELLO", "3"), ("CLIENT", "SETINFO", "LIB-NAME", "rzproxy-demo"),
+             ("CLIENT", "SETINFO", "LIB-VER", "1.0"))
 
     def __init__(self, idx, port, stop):
         super().__init__(daemon=True)
@@ -122,7 +127,10 @@ class Pusher(threading.Thread):
         while not self.stop_ev.is_set():
             try:
                 if conn is None:
-                    conn = RespConn.tcp(self.port, timeout=30)
+                    conn = self.connect()
+                    if conn is None:
+                        time.sleep(0.01)
+                        continue
                 t = time.monotonic()
                 rep = conn.call("RPUSH", self.key, seq, timeout=30)
                 self.window_longest = max(self.window_longest, time.monotonic() - t)
@@ -143,6 +151,16 @@ class Pusher(threading.Thread):
             seq += 1
         if conn is not None:
             conn.close()
+
+    def connect(self):
+        """A connection set up like a library's, or None (closed) if any
+        step was refused: nothing was written, the next try starts over."""
+        conn = RespConn.tcp(self.port, timeout=30)
+        for cmd in self.SETUP:
+            if isinstance(conn.call(*cmd, timeout=30), Error):
+                conn.close()
+                return None
+        return conn
 
     @property
     def errors(self):
@@ -287,7 +305,8 @@ pool election
     def start_writers(self):
         n = self.args.writers
         self.writers = [Pusher(i, self.proxy.port, self.stop_writers) for i in range(n)]
-        self.say("writer", "%d writers through the proxy, each: RPUSH demo:<i> <n>, one at a time; a "
+        self.say("writer", "%d writers through the proxy, each connecting as current client libraries "
+                 "do (HELLO 3, CLIENT SETINFO), then RPUSH demo:<i> <n>, one at a time; a "
                  "connection lost with a command in flight counts as 'outcome unknown'" % n)
         for w in self.writers:
             w.start()
