@@ -191,13 +191,14 @@ def test_default_clients_share_backend_connections(proxy_factory, redis_factory)
 
 # ---------------------------------------------------------------- pinning commands
 
-def test_pinning_commands_with_real_clients(proxy_factory, redis_factory):
+def test_pinning_commands_with_real_clients(proxy_factory, redis_factory, sharing):
     """pub/sub, MULTI/EXEC and BLPOP (all of which pin) through each library,
-    and python3-redis in db 3 as an ACL user."""
+    and python3-redis in db 3 as an ACL user; with backend-sharing on and
+    off."""
     srv = redis_factory()
     adm = srv.client()
     add_app_user(srv)
-    px = proxy_factory(srv, sharing="yes", pool={"backend-connections": "2"})
+    px = proxy_factory(srv, sharing=sharing, pool={"backend-connections": "2"})
     problems = []
     for lib in LIBS:
         res = nodeclients.run({"lib": lib, "port": px.port, "count": 3, "workload": "check",
@@ -341,7 +342,13 @@ ROTATIONS = int(os.environ.get("RZ_REAL_ROTATIONS", "6"))     # A -> B -> A ... 
 
 
 @pytest.mark.proxy_only
-def test_failover_with_real_clients(zk_server, kz, zk_proxy_factory, redis_factory, znode_path, ctl_factory):
+def test_failover_with_real_clients(zk_server, kz, zk_proxy_factory, redis_factory, znode_path, ctl_factory,
+                                    sharing):
+    """Default-option clients of each library, and ones in other session
+    states, through rzproxy-ctl failovers back and forth: on shared groups
+    (re-created on each new master) and pinned (each connection's state
+    replayed on the new master): no error or reconnect seen, nothing lost,
+    every client in its state afterwards."""
     a = redis_factory(extra_args=FAST_SYNC)
     b = redis_factory(extra_args=FAST_SYNC)
     for s in (a, b):
@@ -349,7 +356,8 @@ def test_failover_with_real_clients(zk_server, kz, zk_proxy_factory, redis_facto
     make_replica(b, a)
     put_markers(a)                     # replicated to B
     zset(kz, znode_path, plain(hp(a)))
-    px = zk_proxy_factory(zk_server, znode_path, pool={"on-no-master": "block", "block-timeout": "10000"})
+    px = zk_proxy_factory(zk_server, znode_path, sharing=sharing,
+                          pool={"on-no-master": "block", "block-timeout": "10000"})
     wait_master(px, hp(a))
     ctl = ctl_factory(zk_server.hostport, znode_path)
 
