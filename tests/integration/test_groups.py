@@ -202,6 +202,21 @@ def test_hello_checked_as_redis_does(proxy, r):
         assert c.call("HGETALL", "nothing") == []
 
 
+def test_hello_refused_by_the_server(proxy_factory, redis_factory, sharing):
+    """A server that refuses HELLO (renamed away): the client gets the
+    server's own error, with or without SETNAME, and stays where it was
+    (RESP2, no name); what it sends next works as before."""
+    srv = redis_factory(extra_args=["--rename-command", "HELLO", ""])
+    px = proxy_factory(srv, sharing=sharing)
+    refused = "ERR unknown command 'HELLO', with args beginning with: '3' "
+    with px.raw() as c:
+        c.send(encode("HELLO", "3") + encode("SET", "hr", "v") + encode("HGETALL", "nothing"))
+        assert [c.read_reply() for _ in range(3)] == [refused, "OK", []]
+        assert c.call("HELLO", "3", "SETNAME", "hn") == refused
+        assert c.call("CLIENT", "GETNAME") is None
+        assert c.call("GET", "hr") == b"v"
+
+
 @pytest.mark.proxy_only
 def test_client_setinfo(proxy, r):
     """CLIENT SETINFO is answered by the proxy, checked as redis 7.2 does, and
