@@ -56,10 +56,11 @@ def clients_share(px, n=50):
 
 def test_requirepass_master(proxy_factory, redis_factory, tmp_path):
     """AUTH <password> from the file: 50 clients without AUTH share the
-    pool's connections; the password is nowhere in what the proxy shows."""
+    pool's connections; the password is nowhere in what the proxy shows,
+    its log at debug level included."""
     srv = redis_factory(extra_args=["--requirepass", SECRET])
     admin = free_port()
-    px = proxy_factory(srv, globals_={"admin-listen": "%s:%d" % (LOCALHOST, admin)},
+    px = proxy_factory(srv, globals_={"admin-listen": "%s:%d" % (LOCALHOST, admin), "loglevel": "debug"},
                        pool={"backend-password-file": password_file(tmp_path, SECRET + "\n")})
     clients_share(px)
     assert len(master_clients(srv, SECRET)) <= 2
@@ -83,12 +84,33 @@ def test_acl_user_master(proxy_factory, redis_factory, tmp_path):
     px = proxy_factory(srv, pool={"backend-user": "app",
                                   "backend-password-file": password_file(tmp_path, SECRET)})
     clients_share(px)
+    users = [m["user"] for m in master_clients(srv, "adminpw")]
+    assert 1 <= len(users) <= 2 and set(users) == {"app"}, users      # shared
     with px.raw() as c:
         assert c.call("ACL", "WHOAMI") == b"app"
         assert c.call("AUTH", "other", "otherpw") == "OK"
         assert c.call("ACL", "WHOAMI") == b"other"
     users = {m["user"] for m in master_clients(srv, "adminpw")}
     assert "app" in users and users <= {"app", "other"}, users
+
+
+def test_pinned_connections_authenticate(proxy_factory, redis_factory, tmp_path):
+    """backend-sharing no: every client's own master connection is
+    authenticated as backend-user before its first command."""
+    srv = redis_factory(extra_args=["--requirepass", "adminpw"])
+    with srv.client(password="adminpw") as adm:
+        adm.execute_command("ACL", "SETUSER", "app", "on", ">" + SECRET, "~*", "&*", "+@all")
+    px = proxy_factory(srv, sharing="no", pool={"backend-user": "app",
+                                                "backend-password-file": password_file(tmp_path, SECRET)})
+    conns = [px.raw() for _ in range(5)]
+    try:
+        for i, c in enumerate(conns):
+            assert c.call("SET", "pa:%d" % i, i) == "OK"
+            assert c.call("ACL", "WHOAMI") == b"app"
+        assert [m["user"] for m in master_clients(srv, "adminpw")] == ["app"] * 5
+    finally:
+        for c in conns:
+            c.close()
 
 
 def test_refused_credentials_gate_the_pool(proxy_factory, redis_factory, tmp_path):
