@@ -217,6 +217,8 @@ def test_stopped_and_lagging_replicas_take_no_reads(reads, trio):
         wait_for(lambda: calls(b, "get") > n + 20, timeout=5, what="reads going to b")
         c.proc.send_signal(signal.SIGCONT)
         wait_replicas(px, {hp(b): "ok", hp(c): "ok"}, timeout=5)
+        n = calls_quiet(c, "get") or 0
+        wait_for(lambda: (calls_quiet(c, "get") or 0) > n + 20, timeout=5, what="reads going to c again")
         relay.flowing.clear()
         wait_replicas(px, {hp(b): "lagging", hp(c): "ok"}, timeout=5)
         n = calls(b, "get")
@@ -224,6 +226,8 @@ def test_stopped_and_lagging_replicas_take_no_reads(reads, trio):
         assert calls(b, "get") == n, "a lagging replica took reads"
         relay.flowing.set()
         wait_replicas(px, {hp(b): "ok", hp(c): "ok"}, timeout=5)
+        n = calls(b, "get")
+        wait_for(lambda: calls(b, "get") > n + 20, timeout=5, what="reads going to b again")
     finally:
         relay.flowing.set()
         try:
@@ -330,12 +334,20 @@ def test_read_after_write(zk_server, kz, zk_proxy_factory, znode_path, trio):
                                                        "replica-max-lag": "5000",
                                                        "read-after-write-ms": "1000"})
     wait_replicas(px, {hp(b): "ok"})
+    n0 = calls(b, "get")
     relay.flowing.clear()          # b falls behind, within the (large) lag bound
     try:
         with px.raw() as cl:
             for i in range(20):
                 assert cl.call("SET", "raw:k", i) == "OK"
                 assert cl.call("GET", "raw:k") == b"%d" % i
+            # b was a candidate all along: the window, not its health, kept
+            # those reads on the master
+            assert replicas_of(px)[hp(b)]["state"] == "ok"
+            assert calls(b, "get") == n0
+            time.sleep(1.1)                        # the window is over
+            assert cl.call("GET", "raw:k") != b"19"    # b's, from before the writes
+            assert calls(b, "get") == n0 + 1
     finally:
         relay.flowing.set()
 
@@ -362,7 +374,11 @@ def test_replicas_in_metrics_and_info(reads, trio):
     info = json.loads(get("/info"))["pools"][0]
     assert info["read_from"] == "replicas"
     assert sorted(x["addr"] for x in info["replicas"]) == sorted([hp(b), hp(c)])
-    assert all(x["state"] == "ok" for x in info["replicas"]), info["replicas"]
+    assert all(x["state"] == "ok" and 0 <= x["lag_ms"] <= 500 for x in info["replicas"]), info["replicas"]
+    assert sum(x["reads"] for x in info["replicas"]) >= 10, info["replicas"]
+    shown = replicas_of(reads)
+    assert all(0 <= int(f["lag_ms"]) <= 500 for f in shown.values()), shown
+    assert sum(int(f["reads"]) for f in shown.values()) >= 10, shown
 
 
 def test_replica_killed_mid_reads(reads, trio):
