@@ -325,6 +325,51 @@ def test_new_znode_version_drops_unnamed_replica(reads, trio, kz, znode_path):
     assert calls(c, "get") == n
 
 
+def test_rotation_sends_no_read_to_an_unnamed_server(reads, trio, kz, znode_path):
+    """The master moves A -> B and the znode's new version names C alone as
+    a replica (A, now a healthy replica of B, is listed unavailable): once
+    the proxy has read that version, no read goes to A; C takes them."""
+    a, b, c, _ = trio
+    px = reads
+    stop = threading.Event()
+    failures = []
+
+    def reader():
+        try:
+            with px.raw(timeout=20) as cl:
+                while not stop.is_set():
+                    cl.call("GET", "rot:k", timeout=20)
+        except Exception as e:
+            failures.append(repr(e))
+
+    ths = [threading.Thread(target=reader, daemon=True) for _ in range(3)]
+    for t in ths:
+        t.start()
+    try:
+        n = calls(b, "get")
+        wait_for(lambda: calls(b, "get") > n + 20, timeout=5, what="reads on b")
+        with b.client() as adm:
+            adm.slaveof()                          # SLAVEOF NO ONE
+        for r in (a, c):
+            with r.client() as adm:
+                adm.slaveof(LOCALHOST, b.port)
+        zset(kz, znode_path, rf_json(hp(b), [hp(c)], unavailable=[hp(a)]))
+        wait_master(px, hp(b))
+        wait_for(lambda: a.client().info("replication").get("master_link_status") == "up",
+                 timeout=10, what="a replicating from b")
+        time.sleep(0.2)                            # reads a had been sent before
+        n_a, n_c = calls(a, "get"), calls(c, "get")
+        wait_for(lambda: calls(c, "get") > n_c + 20, timeout=10, what="reads on c")
+        time.sleep(0.3)
+        assert calls(a, "get") == n_a, "a read went to a server the znode no longer names"
+        assert set(replicas_of(px)) == {hp(c)}, replicas_of(px)
+    finally:
+        stop.set()
+        for t in ths:
+            t.join(15)
+    assert not failures, failures
+
+
 def test_read_after_write(zk_server, kz, zk_proxy_factory, znode_path, trio):
     """read-after-write-ms: a client's reads right after its write go to
     the master, so it reads what it wrote even from a lagging replica."""
