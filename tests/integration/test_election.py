@@ -475,6 +475,60 @@ def test_partition_beyond_the_session(election, zk_proxy_factory, zk_server, kz)
         relay.stop()
 
 
+# ---------------------------------------------------------------- no herd
+
+def watches_by_path(zk, prefix):
+    """{path: {session id}} of the watches ZooKeeper holds under prefix (wchp)."""
+    from zkutil import four_letter
+    out, path = {}, None
+    for line in four_letter(zk.port, "wchp").splitlines():
+        if line.startswith("/"):
+            path = line.strip()
+        elif path is not None and line.strip().startswith("0x") and path.startswith(prefix):
+            out.setdefault(path, set()).add(int(line.strip(), 16))
+    return out
+
+
+def session_of(cand):
+    line = cand.wait_log("ZooKeeper session 0x")
+    return int(line.split("session 0x", 1)[1].split()[0], 16)
+
+
+def test_each_candidate_watches_only_the_ballot_below(election, zk_server):
+    """No herd: each candidate watches the ballot just below its own and
+    the leader_ack, never ROOT or its children; when a ballot
+    goes, only the next candidate's watch fires, and it then watches the
+    one below that."""
+    el = election()
+    lead = start_all(el)
+    sess = {i: session_of(el.cands[i]) for i in range(3)}
+    ballots = el.ballots()                          # lowest first: leader, then the others
+    order = [el.index(addr) for _, addr in ballots]
+    assert order[0] == lead
+
+    def expected(names, order):
+        want = {el.root + "/" + names[k]: {sess[order[k + 1]]} for k in range(len(names) - 1)}
+        want[el.ack] = {sess[i] for i in order}     # the leader too: its own ack going
+        return want
+
+    def settled(want):
+        got = watches_by_path(zk_server, el.root)
+        return got == want and got
+    names = [n for n, _ in ballots]
+    wait_for(lambda: settled(expected(names, order)), timeout=5,
+             what="one watch per ballot, by the next candidate (%r)" % watches_by_path(zk_server, el.root))
+    # the middle candidate goes: the last one now watches the leader's ballot
+    mid = order[1]
+    assert el.cands[mid].terminate() == 0
+    rest = [order[0], order[2]]
+    names = [n for n, addr in el.ballots()]
+    assert len(names) == 2
+    wait_for(lambda: settled(expected(names, rest)), timeout=5,
+             what="the last candidate watching the leader's ballot (%r)"
+             % watches_by_path(zk_server, el.root))
+    assert el.leader_addr() == el.addr(lead)
+
+
 # ---------------------------------------------------------------- the gem's layout
 
 def test_ballots_from_kazoo_are_read_the_same_way(election, zk_proxy_factory, zk_server,
