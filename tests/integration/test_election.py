@@ -36,8 +36,8 @@ import pytest
 
 from conftest import LOCALHOST, Error, RespConn, free_port, parse_show, wait_for
 from electutil import BALLOT_RE, Candidate, Election, Relay
-from zkutil import (AckWriter, LOST, Monitor, calls, fmt_info, pool_info, tryagain, wait_master,
-                    wait_replicas, wait_state)
+from zkutil import (AckWriter, HoldRelay, LOST, Monitor, calls, fmt_info, pool_info, tryagain,
+                    wait_master, wait_replicas, wait_state)
 
 pytestmark = pytest.mark.proxy_only
 
@@ -385,6 +385,64 @@ def test_leader_redis_dies_or_hangs(election, zk_proxy_factory, zk_server, how):
         # back from the stop: its candidate makes it follow the new leader
         el.wait_replica(old, lead, timeout=15)
         el.cands[old].wait_log("-> FOLLOWER", timeout=10)
+
+
+def test_next_ballot_behind_gives_the_election_away(election, zk_proxy_factory, zk_server):
+    """The next ballot's server lags behind another follower (its link to
+    the leader held by a relay) when the leader's redis is killed: it must
+    not promote itself and drop the writes the other holds. It gives the
+    election to the follower that is ahead, which leads: only what
+    asynchronous replication allows is lost (acknowledged just before the
+    kill), not the writes the lagging one missed."""
+    el = election()
+    lead = start_all(el, order=[0])
+    el.start(2)                                   # ballots: 0, then 2 (next), then 1
+    el.wait_replica(2, lead)
+    el.cands[2].wait_log("-> FOLLOWER")
+    el.start(1)
+    el.wait_replica(1, lead)
+    assert [el.index(a) for _, a in el.ballots()] == [0, 2, 1]
+    relay = HoldRelay(el.servers[0].port)
+    relay.start()
+
+    def acked_more(writers, n):
+        base = [len(w.acked) for w in writers]
+        wait_for(lambda: all(len(w.acked) >= b + n for w, b in zip(writers, base)), timeout=15,
+                 what="%d more writes from each writer" % n)
+    try:
+        with el.client(2) as c:
+            c.slaveof(LOCALHOST, relay.port)     # 2 now follows 0 through the relay
+        wait_for(lambda: el.role(2).get("master_link_status") == "up"
+                 and int(el.role(2)["master_port"]) == relay.port, timeout=15, what="2 through the relay")
+        pxs = both_modes(zk_proxy_factory, zk_server, el.ack)
+        wait_masters(pxs, el.addr(lead))
+        with writing(pxs, 2, make=TimedWriter) as writers:
+            acked_more(writers, 20)
+            wait_streaming(el, lead)
+            relay.flowing.clear()                # 2 stops getting 0's writes; 1 goes on
+            acked_more(writers, 30)
+            missed = int(el.role(1)["slave_repl_offset"]) - int(el.role(2)["slave_repl_offset"])
+            mark = el.cands[2].log_size()
+            t_fail = time.monotonic()
+            el.servers[0].kill(signal.SIGKILL)
+            el.cands[2].wait_log("holds writes ours lacks", after=mark, timeout=15)
+            new = el.wait_leader(not_=0, timeout=20)
+            wait_masters(pxs, el.addr(new), timeout=15)
+            acked_more(writers, 20)
+    finally:
+        relay.close()
+    assert missed > 0, "2 did not fall behind"
+    assert new == 1, "the follower that was behind took the lead\n%s" % el.logs()
+    line = el.cands[2].log()[mark:]
+    assert "giving it the election" in line and el.addr(1) in line, el.cands[2].log_tail()
+    for w in writers:
+        assert w.failure is None and not w.refused, (w.idx, w.failure, w.refused[:3])
+    lost = measure_loss(writers, el.servers[1], t_fail)
+    # 2 lacked at least 30 acknowledged writes of each writer: had it led,
+    # they would all be gone
+    assert len(lost) <= 4 * len(writers), "lost %d acknowledged writes: %s" % (len(lost), lost[:10])
+    assert all(age < 0.5 for _, _, age in lost), lost[:10]
+    el.wait_replica(2, 1)
 
 
 # ---------------------------------------------------------------- partition

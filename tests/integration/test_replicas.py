@@ -3,75 +3,18 @@ commands the master flags read-only to the replicas its redis_failover
 znode names, when they are healthy and within replica-max-lag; everything
 else to the master. Real ZooKeeper, a master and two replicas."""
 
-import socket
 import threading
 import time
 
 import pytest
 
 from conftest import LOCALHOST, encode, free_port, wait_for
-from zkutil import (calls, hp, pool_info, replicas_of, rf_json, wait_master, wait_replicas,
-                    zdelete, zset)
+from zkutil import (HoldRelay, calls, hp, pool_info, replicas_of, rf_json, wait_master,
+                    wait_replicas, zdelete, zset)
 
 pytestmark = pytest.mark.proxy_only
 
 FAST_SYNC = ["--repl-diskless-sync-delay", "0", "--replica-read-only", "yes"]
-
-
-class Relay(threading.Thread):
-    """A TCP relay on 127.0.0.1 that can hold what it forwards: a
-    replication link that lags on demand (the replica stays linked, its
-    offset stops)."""
-
-    def __init__(self, target_port):
-        super().__init__(daemon=True)
-        self.target = target_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((LOCALHOST, 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.stop_ev = threading.Event()
-        self.socks = []
-
-    def _pump(self, a, b):
-        try:
-            while not self.stop_ev.is_set():
-                data = a.recv(65536)
-                if not data:
-                    break
-                self.flowing.wait(30)
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def run(self):
-        self.lsock.settimeout(0.2)
-        while not self.stop_ev.is_set():
-            try:
-                a, _ = self.lsock.accept()
-            except (socket.timeout, OSError):
-                continue
-            b = socket.create_connection((LOCALHOST, self.target))
-            self.socks += [a, b]
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
-
-    def close(self):
-        self.stop_ev.set()
-        self.flowing.set()
-        for s in self.socks + [self.lsock]:
-            try:
-                s.close()
-            except OSError:
-                pass
 
 
 @pytest.fixture
@@ -79,7 +22,7 @@ def trio(redis_factory):
     """Master A, replica B (through a relay that can hold the link), and
     replica C."""
     a = redis_factory(extra_args=FAST_SYNC)
-    relay = Relay(a.port)
+    relay = HoldRelay(a.port)
     relay.start()
     b = redis_factory(extra_args=FAST_SYNC + ["--replicaof", LOCALHOST, str(relay.port)])
     c = redis_factory(extra_args=FAST_SYNC + ["--replicaof", LOCALHOST, str(a.port)])
