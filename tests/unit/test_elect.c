@@ -281,21 +281,29 @@ static void test_lowest_waits_for_a_foreign_ack(void **state)
     assert_int_equal(counted(&e, &v), ELECT_DO_PROMOTE);
 }
 
+/* We are the lowest ballot, B the next; our promotion comes back "yield"
+ * (a server ahead of ours): we withdraw our ballot. */
+static void stand_then_yield(struct elect *e, struct elect_view *v)
+{
+    struct elect_event x;
+
+    assert_int_equal(standing(e), ELECT_DO_COUNT);
+    add_ballot(v, "ballot0000000004", ME, SID);
+    add_ballot(v, "ballot0000000005", B, 0x2002);
+    assert_int_equal(counted(e, v), ELECT_DO_PROMOTE);
+    x = ev(ELECT_EV_RESULT);
+    x.action = ELECT_DO_PROMOTE;
+    x.yield = 1;
+    assert_int_equal(elect_step(e, &x), ELECT_DO_WITHDRAW);
+}
+
 static void test_yield_revotes_later(void **state)
 {
     struct elect e;
     struct elect_view v = { 0 };
-    struct elect_event x;
 
     (void)state;
-    assert_int_equal(standing(&e), ELECT_DO_COUNT);
-    add_ballot(&v, "ballot0000000004", ME, SID);
-    add_ballot(&v, "ballot0000000005", B, 0x2002);
-    assert_int_equal(counted(&e, &v), ELECT_DO_PROMOTE);
-    x = ev(ELECT_EV_RESULT);
-    x.action = ELECT_DO_PROMOTE;
-    x.yield = 1;
-    assert_int_equal(elect_step(&e, &x), ELECT_DO_WITHDRAW);
+    stand_then_yield(&e, &v);
     assert_int_equal(e.state, ELECT_COUNTING);
     assert_int_equal(result(&e, ELECT_DO_WITHDRAW, 1), 0);
     clock_ms += ELECT_YIELD_DELAY_MS / 2;
@@ -308,17 +316,9 @@ static void test_one_ballot_per_session(void **state)
 {
     struct elect e;
     struct elect_view v = { 0 };
-    struct elect_event x;
 
     (void)state;
-    assert_int_equal(standing(&e), ELECT_DO_COUNT);
-    add_ballot(&v, "ballot0000000004", ME, SID);
-    add_ballot(&v, "ballot0000000005", B, 0x2002);
-    assert_int_equal(counted(&e, &v), ELECT_DO_PROMOTE);
-    x = ev(ELECT_EV_RESULT);
-    x.action = ELECT_DO_PROMOTE;
-    x.yield = 1;
-    assert_int_equal(elect_step(&e, &x), ELECT_DO_WITHDRAW);
+    stand_then_yield(&e, &v);
     assert_int_equal(result(&e, ELECT_DO_WITHDRAW, 1), 0);
     /* a watch fires before the delayed re-vote: cast now... */
     memset(&v, 0, sizeof(v));
