@@ -548,6 +548,7 @@ def watches_by_path(zk, prefix):
 
 
 def session_of(cand):
+    """The ZooKeeper session id a candidate logged when it connected."""
     line = cand.wait_log("ZooKeeper session 0x")
     return int(line.split("session 0x", 1)[1].split()[0], 16)
 
@@ -825,8 +826,7 @@ def test_ensemble_member_lost(election, zk_proxy_factory, zk_ensemble, kz_factor
     an error (block mode) and every acknowledged write is on the leader."""
     el = election(zk=zk_ensemble, kzc=kz_factory(zk_ensemble.hosts), session_timeout=ENSEMBLE_SESSION_MS)
     lead = start_all(el)
-    line = el.cands[lead].wait_log("ZooKeeper session 0x")
-    sid = int(line.split("session 0x", 1)[1].split()[0], 16)
+    sid = session_of(el.cands[lead])
     ack_czxid = el._kz(el.kz.exists, el.ack).czxid
     px = zk_proxy_factory(zk_ensemble, el.ack, session_timeout=ENSEMBLE_SESSION_MS,
                           pool={"on-no-master": "block", "block-timeout": "15000"})
