@@ -18,6 +18,7 @@
  * the caller never owns a half-built configuration. Nothing here logs.
  */
 #include "conf.h"
+#include "listener.h"
 #include "log.h"
 #include "util.h"
 
@@ -417,9 +418,9 @@ static int check_listen(const char *s, char *why, size_t whylen)
             snprintf(why, whylen, "empty unix socket path");
             return -1;
         }
-        if (n >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            snprintf(why, whylen, "unix socket path longer than %zu bytes",
-                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        if (n > LISTENER_UNIX_PATH_MAX) {
+            snprintf(why, whylen, "unix socket path longer than %zu bytes (the socket is "
+                     "made under a longer temporary name first)", (size_t)LISTENER_UNIX_PATH_MAX);
             return -1;
         }
         return 0;

@@ -143,6 +143,29 @@ def test_unix_socket_path_taken_over(proxy_factory, redis_server, tmp_path):
         assert f.read() == "not a socket\n"
 
 
+@pytest.mark.proxy_only
+def test_unix_socket_longest_path(proxy_factory, redis_server, tmp_path):
+    """The longest unix path the conf accepts (91 bytes: the socket is made
+    under PATH.<pid>.new first) listens and serves; one byte more is
+    refused by --test-conf, before anything starts."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rzu", dir="/tmp")
+    try:
+        path = os.path.join(d, "s" * (91 - len(d) - 1))
+        assert len(path) == 91
+        px = proxy_factory(redis_server, unix=path)
+        assert unix_ping(path) == "PONG"
+        assert px.terminate() == 0
+        conf = write_conf(str(tmp_path / "long.conf"), free_port(), "127.0.0.1:%d" % redis_server.port,
+                          unix_path=path + "s")
+        p = run_rzproxy([RZPROXY, "--test-conf", conf], capture_output=True, timeout=30)
+        assert p.returncode != 0 and b"unix socket path longer than 91 bytes" in p.stdout + p.stderr, p
+    finally:
+        for f in os.listdir(d):
+            os.unlink(os.path.join(d, f))
+        os.rmdir(d)
+
+
 # ---------------------------------------------------------------- --test-conf
 
 @pytest.mark.proxy_only
